@@ -1,0 +1,56 @@
+"""GoBarber: a booking backend for barbershops."""
+
+import os
+
+from flask import Flask
+
+from gobarber import config as settings
+from gobarber.database import engine_options
+from gobarber.errors import register_error_handlers
+from gobarber.extensions import cors, db, mail, migrate, redis_client
+
+MIGRATIONS = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "migrations"))
+
+
+def create_app(config=None):
+    """Build the app from the environment, with `config` overriding it (tests do)."""
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.update(settings.from_environment())
+    app.config.update(config or {})
+    settings.validate(app.config)
+    app.config.setdefault(
+        "SQLALCHEMY_ENGINE_OPTIONS", engine_options(app.config["SQLALCHEMY_DATABASE_URI"])
+    )
+    app.config.setdefault("MAX_CONTENT_LENGTH", (app.config["MAX_UPLOAD_MB"] + 1) * 1024 * 1024)
+    if not app.config.get("UPLOAD_FOLDER"):
+        app.config["UPLOAD_FOLDER"] = os.path.join(app.instance_path, "uploads")
+    os.makedirs(app.instance_path, exist_ok=True)
+    app.json.sort_keys = False
+    register_extensions(app)
+    register_blueprints(app)
+    register_error_handlers(app)
+    register_commands(app)
+    return app
+
+
+def register_extensions(app):
+    from gobarber import database
+
+    db.init_app(app)
+    database.tune(app)
+    migrate.init_app(app, db, directory=MIGRATIONS)
+    mail.init_app(app)
+    cors.init_app(app)
+    redis_client.init_app(app)
+
+
+def register_blueprints(app):
+    from gobarber.api import register
+
+    register(app)
+
+
+def register_commands(app):
+    from gobarber.commands import register
+
+    register(app)

@@ -1,0 +1,41 @@
+"""Sessions: `POST /sessions` trades an email and password for a JWT."""
+
+from flask import Blueprint
+from pydantic import BaseModel, Field
+
+from gobarber.api import shapes
+from gobarber.api.contract import endpoint
+from gobarber.api.fields import Email
+from gobarber.services import users
+
+bp = Blueprint("sessions", __name__)
+
+
+class SignIn(BaseModel):
+    email: Email
+    password: str = Field(min_length=1, max_length=128)
+
+
+@bp.post("/sessions")
+@endpoint(
+    auth=False,
+    body=SignIn,
+    summary="Sign in",
+    responses={
+        200: "The user and a token",
+        400: "Validation fails",
+        401: "User not found or Password does not match",
+    },
+)
+def sign_in(body):
+    user, token = users.sign_in(email=body.email, password=body.password)
+    return {
+        "user": {
+            "id": user.id,
+            "name": user.name,
+            "email": user.email,
+            "provider": user.provider,
+            "avatar": shapes.avatar(user.avatar),
+        },
+        "token": token,
+    }

@@ -1,0 +1,67 @@
+"""Users: `POST /users` (sign up) and `PUT /users` (profile)."""
+
+from flask import Blueprint
+from pydantic import BaseModel, model_validator
+
+from gobarber.api import shapes
+from gobarber.api.contract import current_user, endpoint
+from gobarber.api.fields import Email, Id, Name, Password
+from gobarber.services import users
+
+bp = Blueprint("users", __name__)
+
+
+class SignUp(BaseModel):
+    name: Name
+    email: Email
+    password: Password
+    provider: bool = False
+
+
+class ProfileUpdate(BaseModel):
+    name: Name | None = None
+    email: Email | None = None
+    avatar_id: Id | None = None
+    oldPassword: Password | None = None
+    password: Password | None = None
+    confirmPassword: str | None = None
+
+    @model_validator(mode="after")
+    def _passwords_go_together(self):
+        if (self.password is None) != (self.oldPassword is None):
+            raise ValueError("password and oldPassword go together")
+        if self.password is not None and self.confirmPassword != self.password:
+            raise ValueError("confirmPassword must equal password")
+        return self
+
+
+@bp.post("/users")
+@endpoint(
+    auth=False,
+    body=SignUp,
+    summary="Sign up as a customer, or as a provider with provider: true",
+    responses={200: "The new user", 400: "Validation fails or User already exists."},
+)
+def sign_up(body):
+    user = users.sign_up(**body.model_dump())
+    return {"id": user.id, "name": user.name, "email": user.email, "provider": user.provider}
+
+
+@bp.put("/users")
+@endpoint(
+    body=ProfileUpdate,
+    summary="Change name, email, avatar or password",
+    responses={200: "The profile", 400: "Validation fails", 401: "Password does not match"},
+)
+def update_profile(body):
+    given = body.model_dump(exclude_unset=True)
+    changes = {k: v for k, v in given.items() if v is not None or k == "avatar_id"}
+    if "oldPassword" in changes:
+        changes["old_password"] = changes.pop("oldPassword")
+    user = users.update_profile(user=current_user(), changes=changes)
+    return {
+        "id": user.id,
+        "name": user.name,
+        "email": user.email,
+        "avatar": shapes.avatar(user.avatar),
+    }

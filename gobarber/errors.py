@@ -1,0 +1,69 @@
+"""One error family for the whole app, rendered as `{"error": "..."}`."""
+
+import logging
+
+from flask import jsonify
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+
+class GobarberError(Exception):
+    """A failure the client caused or must know about, with its HTTP status."""
+
+    status = 400
+    message = "Bad request"
+
+    def __init__(self, message=None):
+        super().__init__(message or self.message)
+        self.message = message or self.message
+
+
+class Invalid(GobarberError):
+    status = 400
+    message = "Validation fails"
+
+
+class Unauthorized(GobarberError):
+    status = 401
+    message = "Token invalid"
+
+
+class NotFound(GobarberError):
+    status = 404
+    message = "Not found"
+
+
+class TooLarge(GobarberError):
+    status = 413
+    message = "Request body too large"
+
+
+# Texts for errors raised by Flask and Werkzeug themselves (routing, body size, methods).
+HTTP_MESSAGES = {
+    400: "Validation fails",
+    404: "Not found",
+    405: "Method not allowed",
+    413: "Request body too large",
+}
+
+
+def register_error_handlers(app):
+    """Render every error as JSON; never a stack trace or an HTML page."""
+
+    @app.errorhandler(GobarberError)
+    def domain_error(error):
+        return jsonify(error=error.message), error.status
+
+    @app.errorhandler(HTTPException)
+    def http_error(error):
+        message = HTTP_MESSAGES.get(error.code, error.name)
+        response = jsonify(error=message)
+        if error.code == 405 and error.valid_methods:
+            response.headers["Allow"] = ", ".join(error.valid_methods)
+        return response, error.code
+
+    @app.errorhandler(Exception)
+    def unexpected_error(error):
+        log.exception("unhandled error")
+        return jsonify(error="Internal server error"), 500

@@ -1,0 +1,31 @@
+"""Users (customers and providers) and the files they upload as avatars."""
+
+from sqlalchemy import ForeignKey, String, false
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from gobarber.extensions import db
+from gobarber.models.base import Timestamps
+
+
+class File(Timestamps, db.Model):
+    __tablename__ = "files"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    path: Mapped[str] = mapped_column(String(255), unique=True)
+
+
+class User(Timestamps, db.Model):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    provider: Mapped[bool] = mapped_column(default=False, server_default=false())
+    admin: Mapped[bool] = mapped_column(default=False, server_default=false())
+    avatar_id: Mapped[int | None] = mapped_column(
+        ForeignKey("files.id", ondelete="SET NULL"), index=True
+    )
+
+    avatar: Mapped[File | None] = relationship()

@@ -1,0 +1,1 @@
+"""Business rules: plain functions with keyword arguments that raise domain errors."""

@@ -1,0 +1,160 @@
+"""Booking, listing and cancelling appointments; the provider's day and free slots."""
+
+from datetime import timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload
+
+from gobarber import shop_time
+from gobarber.errors import GobarberError, Invalid, NotFound, Unauthorized
+from gobarber.extensions import db
+from gobarber.mail import outbox
+from gobarber.models import Appointment, User
+from gobarber.services.notifications import notify
+
+PAGE_SIZE = 20
+CANCEL_NOTICE = timedelta(hours=2)
+SLOT_TAKEN = "Appointment date is not available"
+
+
+def is_past(appointment):
+    """Tell whether the appointment's start has passed."""
+    return appointment.date < shop_time.now()
+
+
+def is_cancelable(appointment):
+    """Tell whether there are still more than two hours before the appointment."""
+    return shop_time.now() < appointment.date - CANCEL_NOTICE
+
+
+def providers():
+    """Return every provider, with their avatar loaded."""
+    query = select(User).where(User.provider.is_(True)).options(joinedload(User.avatar))
+    return db.session.scalars(query.order_by(User.name, User.id)).all()
+
+
+def _provider(provider_id):
+    provider = db.session.get(User, provider_id)
+    return provider if provider is not None and provider.provider else None
+
+
+def _active_between(provider_id, start, end):
+    return (
+        select(Appointment)
+        .where(
+            Appointment.provider_id == provider_id,
+            Appointment.canceled_at.is_(None),
+            Appointment.date >= start,
+            Appointment.date < end,
+        )
+        .order_by(Appointment.date)
+    )
+
+
+def availability(*, provider_id, moment):
+    """Return (slot start in shop time, available) for each slot of the shop-local day."""
+    if _provider(provider_id) is None:
+        raise NotFound("Provider not found")
+    start, end = shop_time.day_bounds(moment)
+    booked = {a.date for a in db.session.scalars(_active_between(provider_id, start, end))}
+    current = shop_time.now()
+    return [
+        (slot, slot > current and slot not in booked) for slot in shop_time.slots_of_day(moment)
+    ]
+
+
+def customer_appointments(*, user, page):
+    """Return one page of the user's upcoming and past non-canceled appointments."""
+    query = (
+        select(Appointment)
+        .where(Appointment.user_id == user.id, Appointment.canceled_at.is_(None))
+        .options(joinedload(Appointment.provider).joinedload(User.avatar))
+        .order_by(Appointment.date, Appointment.id)
+        .limit(PAGE_SIZE)
+        .offset((page - 1) * PAGE_SIZE)
+    )
+    return db.session.scalars(query).all()
+
+
+def provider_day(*, provider, moment):
+    """Return the provider's non-canceled appointments in the shop-local day of `moment`."""
+    if not provider.provider:
+        raise Unauthorized("User is not a provider")
+    start, end = shop_time.day_bounds(moment)
+    query = _active_between(provider.id, start, end).options(joinedload(Appointment.user))
+    return db.session.scalars(query).all()
+
+
+def book(*, customer, provider_id, start):
+    """Book the hour that holds `start` with a provider and notify the provider."""
+    provider = _provider(provider_id)
+    if provider is None:
+        raise Unauthorized("You can only create appointments with providers")
+    if provider.id == customer.id:
+        raise Invalid("You can not create appointments with yourself")
+    slot = shop_time.hour_start(start)
+    if slot < shop_time.now():
+        raise Invalid("Past dates are not permitted")
+    if not shop_time.is_slot(slot):
+        raise Invalid(SLOT_TAKEN)
+    taken = _active_between(provider.id, slot, slot + timedelta(seconds=1))
+    if db.session.scalar(taken) is not None:
+        raise Invalid(SLOT_TAKEN)
+    appointment = Appointment(user_id=customer.id, provider_id=provider.id, date=slot)
+    db.session.add(appointment)
+    notify(
+        user_id=provider.id,
+        content=f"Novo agendamento de {customer.name} para {shop_time.describe_pt_br(slot)}",
+    )
+    try:
+        db.session.commit()
+    except IntegrityError:
+        # A concurrent booking won the slot; the unique index refused this one.
+        db.session.rollback()
+        raise Invalid(SLOT_TAKEN) from None
+    return appointment
+
+
+def _load(appointment_id):
+    query = (
+        select(Appointment)
+        .where(Appointment.id == appointment_id)
+        .options(joinedload(Appointment.provider), joinedload(Appointment.user))
+    )
+    return db.session.scalar(query)
+
+
+def find_for(*, user, appointment_id):
+    """Return one appointment the user takes part in, as customer or provider."""
+    appointment = _load(appointment_id)
+    if appointment is None or user.id not in (appointment.user_id, appointment.provider_id):
+        raise NotFound("Appointment not found")
+    return appointment
+
+
+def cancel(*, user, appointment_id):
+    """Cancel the user's appointment and queue the provider's mail, in one transaction."""
+    appointment = _load(appointment_id)
+    if appointment is None:
+        raise NotFound("Appointment not found")
+    if appointment.user_id != user.id:
+        raise Unauthorized("You don't have permission to cancel this appointment.")
+    if appointment.canceled_at is not None:
+        raise GobarberError("Appointment already canceled")
+    if not is_cancelable(appointment):
+        raise Unauthorized("You can only cancel appointments 2 hours in advance.")
+    # Conditional update: of two concurrent cancels, only one changes the row and mails.
+    canceled = db.session.execute(
+        update(Appointment)
+        .where(Appointment.id == appointment.id, Appointment.canceled_at.is_(None))
+        .values(canceled_at=shop_time.now(), updated_at=shop_time.now())
+    )
+    if canceled.rowcount != 1:
+        db.session.rollback()
+        raise GobarberError("Appointment already canceled")
+    delivery = outbox.queue_cancellation_mail(appointment=appointment)
+    db.session.commit()
+    db.session.refresh(appointment)
+    outbox.publish_quietly(delivery)
+    return appointment
