@@ -7,7 +7,7 @@ from flask import Flask
 from gobarber import config as settings
 from gobarber.database import engine_options
 from gobarber.errors import register_error_handlers
-from gobarber.extensions import cors, db, mail, migrate, redis_client
+from gobarber import extensions
 
 MIGRATIONS = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "migrations"))
 
@@ -36,12 +36,13 @@ def create_app(config=None):
 def register_extensions(app):
     from gobarber import database
 
-    db.init_app(app)
+    # Through the module: the `gobarber.mail` package would shadow a bare `mail` here.
+    extensions.db.init_app(app)
     database.tune(app)
-    migrate.init_app(app, db, directory=MIGRATIONS)
-    mail.init_app(app)
-    cors.init_app(app)
-    redis_client.init_app(app)
+    extensions.migrate.init_app(app, extensions.db, directory=MIGRATIONS)
+    extensions.mail.init_app(app)
+    extensions.cors.init_app(app)
+    extensions.redis_client.init_app(app)
 
 
 def register_blueprints(app):
