@@ -5,9 +5,9 @@ import os
 from flask import Flask
 
 from gobarber import config as settings
+from gobarber import extensions
 from gobarber.database import engine_options
 from gobarber.errors import register_error_handlers
-from gobarber import extensions
 
 MIGRATIONS = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "migrations"))
 

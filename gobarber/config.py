@@ -102,6 +102,7 @@ def from_environment():
         "MAIL_BLOCK_MS": _int("MAIL_BLOCK_MS", 2000),
         "MAIL_RELAY_AFTER": _int("MAIL_RELAY_AFTER", 5),
         "MAIL_REPUBLISH_AFTER": _int("MAIL_REPUBLISH_AFTER", 300),
+        "MAIL_CONSUMER_NAME": _env("MAIL_CONSUMER_NAME"),
         "REAPER_INTERVAL": float(_env("REAPER_INTERVAL", "5")),
         "REDIS_SOCKET_TIMEOUT": _int("REDIS_SOCKET_TIMEOUT", 5),
         "LOG_LEVEL": _env("LOG_LEVEL", "INFO").upper(),

@@ -77,7 +77,7 @@ def backoff_seconds(attempts, *, base, cap):
     return delay / 2 + random.uniform(0, delay / 2)
 
 
-def finish(client, outcome):
+def finish(client, keys, outcome):
     """Acknowledge and remove done entries; copy dead ones to the dead-letter stream first.
 
     One MULTI/EXEC: a dead letter is never acknowledged without its copy, and an
@@ -85,7 +85,6 @@ def finish(client, outcome):
     """
     if not outcome.done and not outcome.dead:
         return
-    group = streams.group_name()
     pipe = client.pipeline(transaction=True)
     for entry, reason in outcome.dead:
         copy = dict(entry.fields or {})
@@ -95,15 +94,15 @@ def finish(client, outcome):
             error=reason,
             dead_at=str(streams.now_ms()),
         )
-        pipe.xadd(streams.dead_letter_key(), copy)
+        pipe.xadd(keys.dead, copy)
     settled = outcome.done + [entry for entry, _ in outcome.dead]
     by_stream = {}
     for entry in settled:
         by_stream.setdefault(entry.stream, []).append(entry.entry_id)
     for stream, ids in by_stream.items():
-        pipe.xack(stream, group, *ids)
+        pipe.xack(stream, keys.group, *ids)
         pipe.xdel(stream, *ids)
-    locks = [streams.lock_key(e.event_id) for e in settled if is_valid_event_id(e.event_id)]
+    locks = [keys.lock(e.event_id) for e in settled if is_valid_event_id(e.event_id)]
     if locks:
         pipe.delete(*locks)
     pipe.execute()
@@ -133,6 +132,7 @@ class Deliverer:
         self.app = app
         self.consumer = consumer
         self.client = client
+        self.keys = streams.Keys.of(app)
         self.should_stop = should_stop
         self.max_attempts = app.config["MAIL_MAX_ATTEMPTS"]
         self.lock_ms = app.config["MAIL_VISIBILITY_TIMEOUT"] * 1000
@@ -159,7 +159,7 @@ class Deliverer:
                     self._handle(entry, smtp, outcome)
         finally:
             smtp.close()
-        finish(self.client, outcome)
+        finish(self.client, self.keys, outcome)
         return outcome
 
     def _lock(self, entries):
@@ -167,7 +167,7 @@ class Deliverer:
         keys = []
         for entry in entries:
             if entry.fields is not None and is_valid_event_id(entry.event_id):
-                pipe.set(streams.lock_key(entry.event_id), self.consumer, nx=True, px=self.lock_ms)
+                pipe.set(self.keys.lock(entry.event_id), self.consumer, nx=True, px=self.lock_ms)
                 keys.append(True)
             else:
                 keys.append(False)
@@ -182,7 +182,7 @@ class Deliverer:
                 db.session.rollback()
                 log.error("mail event %s left pending: %s", entry.event_id, error)
                 outcome.left.append(entry)
-                self.client.delete(streams.lock_key(entry.event_id))
+                self.client.delete(self.keys.lock(entry.event_id))
 
     def _handle_in_context(self, entry, smtp, outcome):
         query = select(MailDelivery).where(MailDelivery.event_id == entry.event_id)
@@ -240,7 +240,7 @@ class Deliverer:
             delivery.attempts, base=config["MAIL_RETRY_BASE"], cap=config["MAIL_RETRY_MAX"]
         )
         outcome.retry.append((entry, delay))
-        self.client.delete(streams.lock_key(entry.event_id))
+        self.client.delete(self.keys.lock(entry.event_id))
         transitions.record(
             transitions.RETRIED,
             event_id=delivery.event_id,

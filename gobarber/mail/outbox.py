@@ -49,7 +49,7 @@ def cancellation_delivery(*, appointment_id):
 
 def publish(delivery, client=None):
     """XADD the delivery's event and record where it went."""
-    entry_id = streams.add(delivery, client)
+    entry_id = streams.add(client or redis_client.client, streams.Keys.of(), delivery)
     db.session.execute(
         update(MailDelivery)
         .where(MailDelivery.id == delivery.id)
@@ -80,6 +80,7 @@ def _lock_rows(query):
 def relay(*, unpublished_after, republish_after, limit=500, client=None):
     """Publish rows that never reached Redis, and rows whose entry Redis lost; return the count."""
     client = client or redis_client.client
+    keys = streams.Keys.of()
     current = now()
     never = _lock_rows(
         select(MailDelivery)
@@ -106,11 +107,11 @@ def relay(*, unpublished_after, republish_after, limit=500, client=None):
         pipe = client.pipeline(transaction=False)
         for row in stale_rows:
             entry = row.stream_entry_id or "0-0"
-            pipe.xrange(streams.stream_key(row.priority), entry, entry)
+            pipe.xrange(keys.stream(row.priority), entry, entry)
         rows += [row for row, found in zip(stale_rows, pipe.execute(), strict=True) if not found]
     for row in rows:
         log.info("relaying mail event %s (published_at=%s)", row.event_id, row.published_at)
-        row.stream_entry_id = streams.add(row, client)
+        row.stream_entry_id = streams.add(client, keys, row)
         row.published_at = now()
     db.session.commit()
     return len(rows)

@@ -5,47 +5,54 @@ operator commands) all go through this module, so they cannot drift apart.
 """
 
 import time
+from dataclasses import dataclass
 
 import redis
 from flask import current_app
-
-from gobarber.extensions import redis_client
 
 HIGH = "high"
 DEFAULT = "default"
 PRIORITIES = (HIGH, DEFAULT)  # read in this order: a high entry never waits behind default
 
-# Every field of an entry is a flat string; the worker re-reads the rest from the database.
-FIELDS = ("event_id", "kind", "appointment_id", "created_at")
 
+@dataclass(frozen=True)
+class Keys:
+    """Every Redis key of the pipeline, under one prefix inside one hash tag, so the
+    whole pipeline lives on one Redis Cluster slot."""
 
-def _prefix():
-    # One hash tag for every key, so the pipeline lives on one Redis Cluster slot.
-    return "{" + current_app.config["MAIL_STREAM_PREFIX"] + "}"
+    prefix: str
+    group: str
 
+    @classmethod
+    def of(cls, app=None):
+        config = (app or current_app).config
+        return cls(prefix=config["MAIL_STREAM_PREFIX"], group=config["MAIL_GROUP"])
 
-def stream_key(priority):
-    """Return the key of a priority's stream."""
-    return f"{_prefix()}:mail:{priority}"
+    @property
+    def _tag(self):
+        return "{" + self.prefix + "}"
 
+    def stream(self, priority):
+        """Return the key of a priority's stream."""
+        return f"{self._tag}:mail:{priority}"
 
-def dead_letter_key():
-    """Return the key of the dead-letter stream."""
-    return f"{_prefix()}:mail:dead"
+    @property
+    def streams(self):
+        """The stream keys in reading order, high first."""
+        return [self.stream(priority) for priority in PRIORITIES]
 
+    @property
+    def dead(self):
+        """The dead-letter stream."""
+        return f"{self._tag}:mail:dead"
 
-def lock_key(event_id):
-    """Return the key that marks an event as being sent right now."""
-    return f"{_prefix()}:mail:sending:{event_id}"
-
-
-def group_name():
-    """Return the consumer group's name."""
-    return current_app.config["MAIL_GROUP"]
+    def lock(self, event_id):
+        """The key that marks an event as being sent right now."""
+        return f"{self._tag}:mail:sending:{event_id}"
 
 
 def entry_fields(delivery):
-    """Return the stream fields of a delivery's event."""
+    """Return the stream fields of a delivery's event: flat strings, ids to re-read."""
     return {
         "event_id": delivery.event_id,
         "kind": delivery.kind,
@@ -54,21 +61,19 @@ def entry_fields(delivery):
     }
 
 
-def ensure_groups(client=None):
+def ensure_groups(client, keys):
     """Create the consumer group on every stream; one that exists already is fine."""
-    client = client or redis_client.client
-    for priority in PRIORITIES:
+    for stream in keys.streams:
         try:
-            client.xgroup_create(stream_key(priority), group_name(), id="0", mkstream=True)
+            client.xgroup_create(stream, keys.group, id="0", mkstream=True)
         except redis.ResponseError as error:
             if "BUSYGROUP" not in str(error):
                 raise
 
 
-def add(delivery, client=None):
+def add(client, keys, delivery):
     """XADD a delivery's event to its priority stream; return the entry id."""
-    client = client or redis_client.client
-    return client.xadd(stream_key(delivery.priority), entry_fields(delivery))
+    return client.xadd(keys.stream(delivery.priority), entry_fields(delivery))
 
 
 def now_ms():

@@ -1,0 +1,1 @@
+"""The mail pipeline's processes: the worker that sends, the reaper that recovers."""

@@ -1,0 +1,167 @@
+"""The reaper: recovers what dead workers left pending, and relays the outbox.
+
+Run it with `python -m consumers.reaper` (a loop) or `--once` (one pass, for a cron).
+Each pass XAUTOCLAIMs entries idle longer than the visibility timeout and puts them back
+at the end of their stream for any worker (the redelivery count travels in the entry), or
+dead-letters those that keep failing. Then it publishes outbox rows that never reached
+Redis and rows whose entry Redis lost. Several reapers may run: XAUTOCLAIM hands an
+entry to one of them, and the per-event send lock keeps workers from sending it twice.
+"""
+
+import logging
+
+from sqlalchemy import bindparam, select, update
+
+from consumers.loop import main
+from consumers.worker import default_name
+from gobarber.extensions import db
+from gobarber.mail import outbox, streams
+from gobarber.mail.delivery import Outcome, finish, is_valid_event_id, mark_dead, parse_entries
+from gobarber.models import MailDelivery
+from gobarber.models.mail_delivery import FAILED, QUEUED, SENT
+
+log = logging.getLogger(__name__)
+
+
+class Reaper:
+    """`loop()` is one pass: reclaim every stream, relay the outbox, then rest."""
+
+    def __init__(self, app, *, stop, name=None):
+        self.app = app
+        self.stop = stop
+        self.name = name or default_name(app, "reaper")
+        self.client = app.extensions["redis"]
+        config = app.config
+        self.visibility_ms = config["MAIL_VISIBILITY_TIMEOUT"] * 1000
+        self.max_attempts = config["MAIL_MAX_ATTEMPTS"]
+        self.batch = max(config["MAIL_BATCH_SIZE"], 100)
+        self.interval = config["REAPER_INTERVAL"]
+        self.passes = 0
+        self.names = streams.Keys.of(app)
+        self.keys = self.names.streams
+        self.group = self.names.group
+
+    def initialize(self):
+        streams.ensure_groups(self.client, self.names)
+        log.info(
+            "reaper %s watching %s (visibility %ds)",
+            self.name,
+            self.keys,
+            self.visibility_ms // 1000,
+        )
+
+    def loop(self):
+        if self.passes:
+            self.stop.wait(self.interval)
+        self.passes += 1
+        reclaimed = sum(self.reclaim(key) for key in self.keys)
+        relayed = self.relay()
+        if reclaimed or relayed:
+            log.info("reaper %s: %d reclaimed, %d relayed", self.name, reclaimed, relayed)
+
+    def shutdown(self):
+        log.info("reaper %s stopped", self.name)
+
+    def reclaim(self, key):
+        """Take every entry of `key` idle past the visibility timeout; return how many."""
+        cursor, total = "0-0", 0
+        while not self.stop.is_set():
+            reply = self.client.xautoclaim(
+                key, self.group, self.name, self.visibility_ms, start_id=cursor, count=self.batch
+            )
+            # Redis 7 adds a third element: ids that were pending but deleted from the stream.
+            cursor, claimed = reply[0], reply[1]
+            deleted = reply[2] if len(reply) > 2 else []
+            entries = parse_entries(key, claimed)
+            with self.app.app_context():
+                self._recover(key, entries, deleted)
+            total += len(entries) + len(deleted)
+            if cursor in ("0-0", "0"):
+                return total
+        return total
+
+    def relay(self):
+        with self.app.app_context():
+            config = self.app.config
+            return outbox.relay(
+                unpublished_after=config["MAIL_RELAY_AFTER"],
+                republish_after=config["MAIL_REPUBLISH_AFTER"],
+                client=self.client,
+            )
+
+    def _recover(self, key, entries, deleted):
+        outcome = Outcome()
+        rows = self._deliveries([e.event_id for e in entries if is_valid_event_id(e.event_id)])
+        back = []
+        for entry in entries:
+            row = rows.get(entry.event_id)
+            if entry.fields is None:
+                outcome.done.append(entry)  # Redis 6.2 reports a deleted entry this way
+            elif not is_valid_event_id(entry.event_id):
+                outcome.dead.append((entry, f"unreadable entry: {entry.fields!r}"[:500]))
+            elif row is None:
+                outcome.dead.append((entry, "no delivery recorded for this event"))
+            elif row.status == SENT:
+                outcome.done.append(entry)
+            elif row.status == FAILED:
+                outcome.dead.append((entry, row.last_error or "failed"))
+            elif entry.redeliveries + 1 >= self.max_attempts or row.attempts >= self.max_attempts:
+                reason = row.last_error or f"gave up after {entry.redeliveries + 1} deliveries"
+                mark_dead(row, reason)
+                outcome.dead.append((entry, reason))
+            else:
+                back.append(entry)
+        db.session.commit()
+        self._requeue(key, back)
+        finish(self.client, self.names, outcome)
+        if deleted:
+            self._republish_deleted(key, deleted)
+
+    def _deliveries(self, event_ids):
+        if not event_ids:
+            return {}
+        query = select(MailDelivery).where(MailDelivery.event_id.in_(event_ids))
+        return {row.event_id: row for row in db.session.scalars(query)}
+
+    def _requeue(self, key, entries):
+        """Put entries back at the end of their stream, acknowledging the old copies."""
+        if not entries:
+            return
+        pipe = self.client.pipeline(transaction=True)
+        for entry in entries:
+            pipe.xadd(key, {**entry.fields, "redeliveries": str(entry.redeliveries + 1)})
+        ids = [entry.entry_id for entry in entries]
+        pipe.xack(key, self.group, *ids)
+        pipe.xdel(key, *ids)
+        new_ids = pipe.execute()[: len(entries)]
+        for entry, new_id in zip(entries, new_ids, strict=True):
+            log.info(
+                "mail event %s reclaimed from a silent consumer; requeued as %s",
+                entry.event_id,
+                new_id,
+            )
+        # One executemany: a recovery of thousands of entries is one statement a batch.
+        db.session.execute(
+            update(MailDelivery.__table__)
+            .where(MailDelivery.__table__.c.event_id == bindparam("event"))
+            .values(stream_entry_id=bindparam("entry")),
+            [{"event": e.event_id, "entry": i} for e, i in zip(entries, new_ids, strict=True)],
+        )
+        db.session.commit()
+
+    def _republish_deleted(self, key, deleted_ids):
+        """Entries Redis deleted while pending: publish their still-queued rows again."""
+        query = select(MailDelivery).where(
+            MailDelivery.stream_entry_id.in_(deleted_ids), MailDelivery.status == QUEUED
+        )
+        for row in db.session.scalars(query):
+            log.warning("mail event %s was deleted while pending; publishing again", row.event_id)
+            outbox.publish(row, self.client)
+
+
+def build(app, *, stop, name=None):
+    return Reaper(app, stop=stop, name=name)
+
+
+if __name__ == "__main__":
+    main(build, "Recover stuck GoBarber mail entries and relay the outbox.")
