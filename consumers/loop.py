@@ -64,6 +64,12 @@ def run(consumer, stop, *, once=False):
             failures = 0
             if once:
                 break
+        except redis.ResponseError as error:
+            if "NOGROUP" not in str(error):
+                raise
+            # Redis lost the group (restarted empty): initialize again creates it.
+            log.warning("%s: consumer group missing; creating it again", consumer.name)
+            initialized = False
         except RECOVERABLE as error:
             failures += 1
             delay = error_backoff(failures)

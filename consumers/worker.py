@@ -8,8 +8,6 @@ import logging
 import socket
 import time
 
-import redis
-
 from consumers.loop import main
 from gobarber.mail import streams
 from gobarber.mail.delivery import Deliverer, parse_entries
@@ -49,15 +47,7 @@ class MailWorker:
         log.info("worker %s reading %s as group %s", self.name, self.keys, self.group)
 
     def loop(self):
-        try:
-            entries = self._next_entries()
-        except redis.ResponseError as error:
-            if "NOGROUP" not in str(error):
-                raise
-            # Redis lost the group (restarted empty): create it again and carry on.
-            log.warning("worker %s: consumer group missing; creating it", self.name)
-            self.initialize()
-            return
+        entries = self._next_entries()
         if entries:
             self._settle(self.deliverer.deliver(entries))
 

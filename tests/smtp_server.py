@@ -47,13 +47,18 @@ class SmtpServer:
     def __init__(self):
         self.mailbox = Mailbox()
         self.port = free_port()
-        self.controller = Controller(self.mailbox, hostname="127.0.0.1", port=self.port)
+        self.controller = None
 
     def start(self):
+        """Listen (again) on this server's port, keeping what it received."""
+        self.controller = Controller(self.mailbox, hostname="127.0.0.1", port=self.port)
         self.controller.start()
 
     def stop(self):
-        self.controller.stop()
+        """Stop listening; connections are refused until `start()`."""
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
 
     @property
     def messages(self):

@@ -10,8 +10,7 @@ def pending(redis_conn, keys, priority="default"):
     return redis_conn.xpending(keys.stream(priority), keys.group)["pending"]
 
 
-def test_sends_the_cancellation_mail_then_acknowledges(shop, worker, smtp_server, redis_conn,
-                                                       keys):
+def test_sends_the_cancellation_mail_then_acknowledges(shop, worker, smtp_server, redis_conn, keys):
     canceled = shop.cancellation()
     assert canceled["cancellation_mail"]["status"] == "queued"
 
@@ -35,3 +34,227 @@ def test_sends_the_cancellation_mail_then_acknowledges(shop, worker, smtp_server
     assert shop.mail_status(canceled["id"])["status"] == "sent"
     assert pending(redis_conn, keys) == 0
     assert redis_conn.xlen(keys.stream("default")) == 0  # acknowledged entries do not pile up
+
+
+def wait_until(condition, timeout=10.0):
+    """Poll `condition` until it holds; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.005)
+
+
+def run_until_settled(worker, condition, timeout=10.0):
+    """Run worker passes until `condition` holds (retries are due after a short backoff)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "worker did not settle in time"
+        worker.loop()
+
+
+def test_redelivered_event_already_sent_is_acknowledged_without_a_second_mail(
+    shop, worker, smtp_server, redis_conn, keys
+):
+    canceled = shop.cancellation()
+    worker.loop()
+    assert len(smtp_server.messages) == 1
+    # The same event arrives again, as after a worker died between the record and XACK.
+    event_id = shop.delivery(canceled["id"]).event_id
+    redis_conn.xadd(keys.stream("default"), {"event_id": event_id, "kind": "cancellation"})
+
+    worker.loop()
+
+    assert len(smtp_server.messages) == 1
+    assert pending(redis_conn, keys) == 0
+    assert redis_conn.xlen(keys.stream("default")) == 0
+
+
+def test_transient_failure_is_retried_then_sent(shop, worker, smtp_server, redis_conn, keys):
+    smtp_server.fail_next(1)
+    canceled = shop.cancellation()
+
+    worker.loop()
+
+    delivery = shop.delivery(canceled["id"])
+    assert smtp_server.messages == []
+    assert delivery.status == "queued" and delivery.attempts == 1
+    assert delivery.last_error.startswith("451")
+    assert pending(redis_conn, keys) == 1  # kept pending for the retry, not acknowledged
+    assert shop.mail_status(canceled["id"])["last_error"].startswith("451")
+
+    run_until_settled(worker, lambda: smtp_server.messages)
+
+    delivery = shop.delivery(canceled["id"])
+    assert delivery.status == "sent" and delivery.attempts == 2
+    assert len(smtp_server.messages) == 1
+    assert pending(redis_conn, keys) == 0
+
+
+def test_refused_connection_is_transient(shop, worker, smtp_server):
+    smtp_server.stop()
+    canceled = shop.cancellation()
+
+    worker.loop()
+
+    delivery = shop.delivery(canceled["id"])
+    assert delivery.status == "queued" and delivery.attempts == 1
+    assert "Connection" in delivery.last_error or "refused" in delivery.last_error.lower()
+    smtp_server.start()  # back on the same port: the retry delivers
+    run_until_settled(worker, lambda: smtp_server.messages)
+    assert shop.delivery(canceled["id"]).status == "sent"
+
+
+def test_permanent_refusal_is_dead_lettered_and_the_customer_told(
+    shop, worker, smtp_server, redis_conn, keys
+):
+    smtp_server.refuse(shop.provider.email)
+    canceled = shop.cancellation()
+
+    worker.loop()
+
+    delivery = shop.delivery(canceled["id"])
+    assert smtp_server.messages == []
+    assert delivery.status == "failed" and delivery.attempts == 1
+    assert delivery.last_error.startswith("550")
+    [(_, dead)] = redis_conn.xrange(keys.dead)
+    assert dead["event_id"] == delivery.event_id
+    assert dead["error"].startswith("550")
+    assert pending(redis_conn, keys) == 0
+    assert shop.mail_status(canceled["id"])["status"] == "failed"
+    [notice] = shop.notifications()
+    assert notice["content"].startswith("Não foi possível avisar Barbeiro Zé do cancelamento")
+
+
+def test_gives_up_after_max_attempts(app, shop, worker, smtp_server, redis_conn, keys):
+    app.config["MAIL_MAX_ATTEMPTS"] = 3
+    worker.deliverer.max_attempts = 3
+    smtp_server.fail_next(100)
+    canceled = shop.cancellation()
+
+    run_until_settled(worker, lambda: shop.delivery(canceled["id"]).status == "failed")
+
+    delivery = shop.delivery(canceled["id"])
+    assert delivery.attempts == 3
+    assert delivery.last_error.startswith("451")
+    assert len(redis_conn.xrange(keys.dead)) == 1
+    assert pending(redis_conn, keys) == 0
+    assert len(shop.notifications()) == 1
+
+
+def test_poison_entry_is_dead_lettered_and_does_not_block_the_others(
+    shop, worker, smtp_server, redis_conn, keys
+):
+    redis_conn.xadd(keys.stream("default"), {"garbage": "\x00not an event"})
+    redis_conn.xadd(keys.stream("default"), {"event_id": "not-a-uuid", "kind": "cancellation"})
+    canceled = shop.cancellation()
+
+    worker.loop()
+
+    assert len(smtp_server.messages) == 1
+    assert shop.delivery(canceled["id"]).status == "sent"
+    dead = [fields for _, fields in redis_conn.xrange(keys.dead)]
+    assert len(dead) == 2
+    assert all(entry["error"].startswith("unreadable entry") for entry in dead)
+    assert pending(redis_conn, keys) == 0
+
+
+def test_event_without_a_delivery_row_is_dead_lettered(worker, smtp_server, redis_conn, keys):
+    event_id = "6f1c2d7e-8a8b-4c1e-9a47-0f4b1d5e2c3a"
+    redis_conn.xadd(keys.stream("default"), {"event_id": event_id, "kind": "cancellation"})
+
+    worker.loop()
+
+    [(_, dead)] = redis_conn.xrange(keys.dead)
+    assert dead["event_id"] == event_id
+    assert dead["error"] == "no delivery recorded for this event"
+    assert smtp_server.messages == []
+
+
+def test_high_priority_is_sent_before_a_default_backlog(
+    app, shop, worker, smtp_server, redis_conn, keys
+):
+    backlog = [shop.cancellation() for _ in range(12)]
+    # An urgent mail arrives after the backlog; it is sent in the very next batch.
+    with app.app_context():
+        delivery = db.session.get(MailDelivery, shop.delivery(backlog[0]["id"]).id)
+        urgent = MailDelivery(
+            event_id="0b7a3f1e-2c4d-4e5f-8a9b-1c2d3e4f5a6b",
+            kind="cancellation",
+            priority="high",
+            appointment_id=delivery.appointment_id,
+            recipient="Urgente <urgent@barber.example.com>",
+            status="queued",
+        )
+        db.session.add(urgent)
+        db.session.commit()
+        from gobarber.mail import outbox
+
+        outbox.publish(urgent, redis_conn)
+
+    worker.loop()
+
+    [first] = smtp_server.messages  # the high entry alone, ahead of twelve default ones
+    assert first["To"] == "Urgente <urgent@barber.example.com>"
+    run_until_settled(worker, lambda: len(smtp_server.messages) == 13)
+    assert redis_conn.xlen(keys.stream("default")) == 0
+
+
+def test_stop_leaves_the_rest_of_the_batch_pending(shop, worker, smtp_server, redis_conn, keys):
+    for _ in range(3):
+        shop.cancellation()
+    sent = []
+
+    def stop_after_first(*_args, **_kwargs):
+        sent.append(1)
+        worker.stop.set()
+
+    from gobarber.mail import transitions
+
+    transitions.on_transition(stop_after_first)
+    try:
+        worker.loop()
+    finally:
+        transitions._listeners.remove(stop_after_first)
+
+    assert len(smtp_server.messages) == 1
+    assert pending(redis_conn, keys) == 2  # still owed, picked up on restart or by the reaper
+
+
+def test_restarted_worker_first_reads_its_own_pending_entries(
+    app, shop, smtp_server, redis_conn, keys
+):
+    from consumers.loop import Stop
+    from consumers.worker import MailWorker
+
+    shop.cancellation()
+    first = MailWorker(app, stop=Stop(), name="stable-name")
+    first.initialize()
+    # It took the entry and died before handling it.
+    redis_conn.xreadgroup(keys.group, "stable-name", {keys.stream("default"): ">"}, count=10)
+    assert pending(redis_conn, keys) == 1
+
+    again = MailWorker(app, stop=Stop(), name="stable-name")
+    again.initialize()
+    again.loop()
+
+    assert len(smtp_server.messages) == 1
+    assert pending(redis_conn, keys) == 0
+
+
+def test_the_loop_recreates_a_group_redis_lost(shop, worker, smtp_server, redis_conn, keys):
+    from consumers.loop import run
+
+    redis_conn.delete(keys.stream("default"))  # Redis restarted empty
+    shop.cancellation()
+    passes = []
+
+    def one_more_pass():
+        passes.append(1)
+        if len(passes) == 2 or smtp_server.messages:
+            worker.stop.set()
+        return original()
+
+    original, worker.loop = worker.loop, one_more_pass
+    run(worker, worker.stop)
+
+    assert len(smtp_server.messages) == 1

@@ -1,0 +1,110 @@
+"""End-to-end fixtures: the real processes, configured for short timeouts."""
+
+import pytest
+import requests
+from sqlalchemy import select
+
+from gobarber.extensions import db
+from gobarber.mail import streams
+from gobarber.models import MailDelivery
+from tests.processes import Processes
+
+pytestmark = pytest.mark.postgres_only
+
+
+@pytest.fixture
+def pipeline_env(app, smtp_server, tmp_path):
+    """Settings for the processes: this test's database, Redis prefix and SMTP server."""
+    return {
+        "APP_ENV": "production",
+        "SECRET_KEY": app.config["SECRET_KEY"],
+        "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
+        "REDIS_URL": app.config["REDIS_URL"],
+        "MAIL_STREAM_PREFIX": app.config["MAIL_STREAM_PREFIX"],
+        "UPLOAD_FOLDER": str(tmp_path / "uploads"),
+        "MAIL_SERVER": "127.0.0.1",
+        "MAIL_PORT": smtp_server.port,
+        "MAIL_TIMEOUT": 2,
+        "MAIL_VISIBILITY_TIMEOUT": 3,
+        "MAIL_RETRY_BASE": 0.1,
+        "MAIL_RETRY_MAX": 1,
+        "MAIL_BLOCK_MS": 200,
+        "MAIL_BATCH_SIZE": 10,
+        "REAPER_INTERVAL": 0.5,
+        "MAIL_RELAY_AFTER": 1,
+        "MAIL_REPUBLISH_AFTER": 2,
+        "LOG_LEVEL": "INFO",
+    }
+
+
+@pytest.fixture
+def processes(pipeline_env, tmp_path):
+    running = Processes(pipeline_env, tmp_path / "logs")
+    yield running
+    running.stop_all()
+
+
+class Client:
+    """The mobile client's calls over real HTTP."""
+
+    def __init__(self, url):
+        self.url = url
+        self.http = requests.Session()
+
+    def call(self, method, path, token=None, **kwargs):
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return self.http.request(method, self.url + path, headers=headers, timeout=30, **kwargs)
+
+    def person(self, name, email, provider=False):
+        body = {"name": name, "email": email, "password": "secret123", "provider": provider}
+        created = self.call("POST", "/users", json=body)
+        assert created.status_code == 200, created.text
+        session = self.call("POST", "/sessions", json={"email": email, "password": "secret123"})
+        return created.json()["id"], session.json()["token"]
+
+    def book_many(self, count, token, slot):
+        """Book `count` appointments over as many providers as it takes; return their ids."""
+        ids, provider_number = [], 0
+        while len(ids) < count:
+            provider_number += 1
+            provider_id, _ = self.person(
+                f"Barbeiro {provider_number}",
+                f"barber{provider_number}@barber.example.com",
+                provider=True,
+            )
+            for days in (2, 3):
+                for hour in range(8, 20):
+                    if len(ids) == count:
+                        break
+                    when = slot(days=days, hour=hour).isoformat()
+                    booked = self.call(
+                        "POST",
+                        "/appointments",
+                        token,
+                        json={"provider_id": provider_id, "date": when},
+                    )
+                    assert booked.status_code == 200, booked.text
+                    ids.append(booked.json()["id"])
+        return ids
+
+
+def deliveries(app):
+    """Every delivery row, read fresh."""
+    with app.app_context():
+        rows = db.session.scalars(select(MailDelivery)).all()
+        db.session.expunge_all()
+        return rows
+
+
+def owed(app, client=None):
+    """Entries still pending or not yet read, over both priority streams."""
+    keys = streams.Keys.of(app)
+    client = client or app.extensions["redis"]
+    total = 0
+    for stream in keys.streams:
+        if client.exists(stream):
+            total += client.xlen(stream)
+            groups = {g["name"]: g for g in client.xinfo_groups(stream)}
+            if keys.group in groups:
+                total += groups[keys.group]["pending"]
+    return total
