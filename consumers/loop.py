@@ -78,7 +78,7 @@ def run(consumer, stop, *, once=False):
     consumer.shutdown()
 
 
-def main(build, description, argv=None):
+def main(kind, build, description, argv=None):
     """Parse the command line, build the app and the consumer, run it until a signal."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--name", help="stable consumer name (default: MAIL_CONSUMER_NAME)")
@@ -90,12 +90,8 @@ def main(build, description, argv=None):
         check_reachable(app)
     except (ConfigError, ServiceUnreachable) as error:
         sys.exit(f"gobarber: {error}")
-    logs.configure(app, consumer_kind(build))
+    logs.configure(app, kind)
     stop = Stop()
     stop.install()
     consumer = build(app, stop=stop, name=args.name)
     run(consumer, stop, once=args.once)
-
-
-def consumer_kind(build):
-    return build.__module__.rsplit(".", 1)[-1]

@@ -20,7 +20,7 @@ from gobarber.mail.delivery import Outcome, finish, is_valid_event_id, mark_dead
 from gobarber.models import MailDelivery
 from gobarber.models.mail_delivery import FAILED, QUEUED, SENT
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("consumers.reaper")  # not __main__ under `python -m`
 
 
 class Reaper:
@@ -164,4 +164,4 @@ def build(app, *, stop, name=None):
 
 
 if __name__ == "__main__":
-    main(build, "Recover stuck GoBarber mail entries and relay the outbox.")
+    main("reaper", build, "Recover stuck GoBarber mail entries and relay the outbox.")

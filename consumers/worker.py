@@ -12,7 +12,7 @@ from consumers.loop import main
 from gobarber.mail import streams
 from gobarber.mail.delivery import Deliverer, parse_entries
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("consumers.worker")  # not __main__ under `python -m`
 
 # How long to wait before looking again at an entry another consumer was sending.
 BUSY_RETRY_S = 5.0
@@ -126,4 +126,4 @@ def build(app, *, stop, name=None):
 
 
 if __name__ == "__main__":
-    main(build, "Send GoBarber's mails from the Redis streams.")
+    main("worker", build, "Send GoBarber's mails from the Redis streams.")

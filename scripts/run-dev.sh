@@ -4,13 +4,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=${VENV:-.venv}
+# The Procfile names gunicorn and python: take them from the project's environment.
+export PATH="$PWD/$venv/bin:$PATH"
 
 redis_answers() {
   "$venv/bin/python" - <<'PY'
 import os, sys
 from dotenv import load_dotenv
 import redis
-load_dotenv()
+load_dotenv(".env")
 url = os.environ.get("REDIS_URL") or "redis://localhost:6379/0"
 try:
     redis.Redis.from_url(url, socket_connect_timeout=1).ping()
