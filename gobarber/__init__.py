@@ -46,9 +46,10 @@ def register_extensions(app):
 
 
 def register_blueprints(app):
-    from gobarber.api import register
+    from gobarber import api, web
 
-    register(app)
+    api.register(app)
+    web.register(app)
 
 
 def register_commands(app):

@@ -1,5 +1,153 @@
-"""`flask` commands for operators."""
+"""`flask` commands for operators: the mail queue and admin users."""
+
+import json
+from datetime import UTC, datetime
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+from sqlalchemy import select
+
+from gobarber.extensions import db
+from gobarber.mail import queue as mail_queue
+from gobarber.mail import streams
+from gobarber.models import User
+
+queue_cli = AppGroup("queue", help="See the mail queue, its dead letters, and retry them.")
+users_cli = AppGroup("users", help="Manage users.")
+
+
+def _redis():
+    return current_app.extensions["redis"], streams.Keys.of()
+
+
+def _table(headers, rows):
+    """Render rows as a plain text table."""
+    cells = [[str(h) for h in headers]] + [["—" if c is None else str(c) for c in r] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(line.rstrip() for line in lines)
+
+
+@queue_cli.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def status(as_json):
+    """Show streams, consumers, dead letters and deliveries by status."""
+    state = mail_queue.status(*_redis())
+    if as_json:
+        click.echo(json.dumps(state, indent=2))
+        return
+    click.echo(
+        _table(
+            ["stream", "length", "pending", "lag", "oldest pending (s)", "consumers"],
+            [
+                [
+                    s["priority"],
+                    s["length"],
+                    s["pending"],
+                    s["lag"],
+                    s["oldest_pending_age_s"],
+                    len(s["consumers"]),
+                ]
+                for s in state["streams"]
+            ],
+        )
+    )
+    consumers = [
+        [s["priority"], c["name"], c["pending"], c["idle_s"]]
+        for s in state["streams"]
+        for c in s["consumers"]
+    ]
+    if consumers:
+        click.echo()
+        click.echo(_table(["stream", "consumer", "pending", "idle (s)"], consumers))
+    counts = state["deliveries"]
+    click.echo()
+    click.echo(
+        _table(
+            ["deliveries", *counts["total"]],
+            [["last hour", *counts["last_hour"].values()], ["total", *counts["total"].values()]],
+        )
+    )
+    click.echo(f"\ndead letters: {state['dead_letters']}")
+
+
+def _when(ms):
+    if ms is None:
+        return None
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@queue_cli.command("dead")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@click.option("--limit", default=100, show_default=True, help="Newest N dead letters.")
+def dead(as_json, limit):
+    """List dead letters: event, kind, recipient, attempts, last error and when."""
+    letters = mail_queue.dead_letters(*_redis(), limit=limit)
+    if as_json:
+        click.echo(json.dumps(letters, indent=2))
+        return
+    if not letters:
+        click.echo("No dead letters.")
+        return
+    click.echo(
+        _table(
+            ["event", "kind", "recipient", "attempts", "last error", "dead since (UTC)"],
+            [
+                [
+                    x["event_id"],
+                    x["kind"],
+                    x["recipient"],
+                    x["attempts"],
+                    x["error"],
+                    _when(x["dead_at_ms"]),
+                ]
+                for x in letters
+            ],
+        )
+    )
+
+
+@queue_cli.command("retry")
+@click.argument("event_id", required=False)
+@click.option("--all", "every", is_flag=True, help="Retry every dead letter.")
+def retry(event_id, every):
+    """Put a dead letter (or all) back on its stream with fresh attempts."""
+    if bool(event_id) == every:
+        raise click.UsageError("give one EVENT_ID or --all")
+    retried = mail_queue.retry(*_redis(), event_id=None if every else event_id)
+    for event in retried:
+        click.echo(f"queued again: {event}")
+    click.echo(f"{len(retried)} mail(s) put back." if retried else "Nothing to retry.")
+
+
+@queue_cli.command("forget-consumer")
+@click.argument("name")
+def forget_consumer(name):
+    """Remove a consumer that is gone, after requeueing what it still held."""
+    visibility_ms = current_app.config["MAIL_VISIBILITY_TIMEOUT"] * 1000
+    try:
+        moved = mail_queue.forget_consumer(*_redis(), name, visibility_ms=visibility_ms)
+    except mail_queue.ConsumerActive as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"Forgot consumer {name}; requeued {moved} entr{'y' if moved == 1 else 'ies'}.")
+
+
+@users_cli.command("make-admin")
+@click.argument("email")
+@click.option("--revoke", is_flag=True, help="Take the admin flag away instead.")
+def make_admin(email, revoke):
+    """Let a user see the queue page (/admin/queue)."""
+    user = db.session.scalar(select(User).where(User.email == email.strip().lower()))
+    if user is None:
+        raise click.ClickException(f"no user with email {email}")
+    user.admin = not revoke
+    db.session.commit()
+    click.echo(f"{user.email} is {'no longer ' if revoke else ''}an admin.")
 
 
 def register(app):
-    """Register the app's CLI commands."""
+    """Register the `flask queue` and `flask users` commands."""
+    app.cli.add_command(queue_cli)
+    app.cli.add_command(users_cli)

@@ -20,6 +20,7 @@ class Mailbox:
         self.refuse_recipients = {}  # address -> "550 ..." reply
         self.transient_failures = 0  # answer 451 to this many DATA commands
         self.delay = 0.0
+        self.on_message = None  # called with each accepted message, from the server thread
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         reply = self.refuse_recipients.get(address.lower())
@@ -38,6 +39,8 @@ class Mailbox:
             message = email.message_from_bytes(envelope.content, policy=email.policy.default)
             self.messages.append(message)
             self.arrived.notify_all()
+        if self.on_message is not None:
+            self.on_message(message)
         return "250 Message accepted for delivery"
 
 

@@ -108,7 +108,7 @@ def finish(client, keys, outcome):
     pipe.execute()
 
 
-def mark_dead(delivery, reason):
+def mark_dead(delivery, reason, *, attempt_failed=False):
     """Record a delivery as failed and tell the customer; the caller commits."""
     delivery.status = FAILED
     delivery.last_error = reason
@@ -122,6 +122,7 @@ def mark_dead(delivery, reason):
         kind=delivery.kind,
         attempt=delivery.attempts,
         error=reason,
+        attempt_failed=attempt_failed,
     )
 
 
@@ -232,7 +233,7 @@ class Deliverer:
         reason = describe(error)
         delivery.last_error = reason
         if is_permanent(error) or delivery.attempts >= self.max_attempts:
-            self._dead(entry, delivery, reason, outcome)
+            self._dead(entry, delivery, reason, outcome, attempt_failed=True)
             return
         db.session.commit()
         config = current_app.config
@@ -247,11 +248,12 @@ class Deliverer:
             kind=delivery.kind,
             attempt=delivery.attempts,
             error=reason,
+            attempt_failed=True,
             retry_in_s=round(delay, 2),
         )
 
-    def _dead(self, entry, delivery, reason, outcome):
-        mark_dead(delivery, reason)
+    def _dead(self, entry, delivery, reason, outcome, *, attempt_failed=False):
+        mark_dead(delivery, reason, attempt_failed=attempt_failed)
         db.session.commit()
         outcome.dead.append((entry, reason))
 

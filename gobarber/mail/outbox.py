@@ -11,10 +11,10 @@ import uuid
 from datetime import timedelta
 
 import redis
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from gobarber.extensions import db, redis_client
-from gobarber.mail import streams
+from gobarber.mail import streams, transitions
 from gobarber.models import MailDelivery
 from gobarber.models.mail_delivery import CANCELLATION, QUEUED
 from gobarber.shop_time import now
@@ -56,6 +56,13 @@ def publish(delivery, client=None):
         .values(published_at=now(), stream_entry_id=entry_id)
     )
     db.session.commit()
+    transitions.record(
+        transitions.QUEUED,
+        event_id=delivery.event_id,
+        kind=delivery.kind,
+        attempt=delivery.attempts,
+        entry=entry_id,
+    )
     return entry_id
 
 
@@ -114,4 +121,27 @@ def relay(*, unpublished_after, republish_after, limit=500, client=None):
         row.stream_entry_id = streams.add(client, keys, row)
         row.published_at = now()
     db.session.commit()
+    for row in rows:
+        transitions.record(
+            transitions.QUEUED,
+            event_id=row.event_id,
+            kind=row.kind,
+            attempt=row.attempts,
+            entry=row.stream_entry_id,
+            reason="relay",
+        )
     return len(rows)
+
+
+def record_entry_ids(pairs):
+    """Record where requeued events now sit: (event id, entry id) pairs; the caller commits."""
+    if not pairs:
+        return
+    table = MailDelivery.__table__
+    # One executemany, so requeueing thousands of entries is one statement.
+    db.session.execute(
+        update(table)
+        .where(table.c.event_id == bindparam("event"))
+        .values(stream_entry_id=bindparam("entry")),
+        [{"event": event, "entry": entry} for event, entry in pairs],
+    )

@@ -1,6 +1,8 @@
-"""One log line (and, with metrics on, one counter tick) per mail event transition."""
+"""One log line, and one metrics tick, per mail event transition."""
 
 import logging
+
+from gobarber import metrics
 
 log = logging.getLogger("gobarber.mail")
 
@@ -9,25 +11,29 @@ SENT = "sent"
 RETRIED = "retried"
 DEAD = "dead"
 
-_listeners = []
 
-
-def on_transition(listener):
-    """Call `listener(state, kind, **details)` on every transition (metrics hook in)."""
-    _listeners.append(listener)
-    return listener
-
-
-def record(state, *, event_id, kind, attempt=None, duration=None, error=None, **extra):
-    """Log a transition of a mail event, with its id, kind, attempt and duration."""
+def record(
+    state,
+    *,
+    event_id,
+    kind,
+    attempt=None,
+    duration=None,
+    error=None,
+    attempt_failed=False,
+    latency=None,
+    **extra,
+):
+    """Log a transition of a mail event (id, kind, attempt, duration) and count it."""
     details = {"event_id": event_id, "kind": kind, "attempt": attempt}
     if duration is not None:
         details["duration_ms"] = round(duration * 1000, 1)
+    if latency is not None:
+        details["since_cancel_ms"] = round(latency * 1000, 1)
     if error is not None:
         details["error"] = error
     details.update(extra)
     level = logging.WARNING if state in (RETRIED, DEAD) else logging.INFO
     text = " ".join(f"{key}={value}" for key, value in details.items() if value is not None)
     log.log(level, "mail %s %s", state, text, extra={"mail": {"state": state, **details}})
-    for listener in _listeners:
-        listener(state, kind, **details)
+    metrics.count_mail(state, kind, attempt_failed=attempt_failed, latency=latency)
