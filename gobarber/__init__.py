@@ -21,7 +21,9 @@ def create_app(config=None):
     app.config.setdefault(
         "SQLALCHEMY_ENGINE_OPTIONS", engine_options(app.config["SQLALCHEMY_DATABASE_URI"])
     )
-    app.config.setdefault("MAX_CONTENT_LENGTH", (app.config["MAX_UPLOAD_MB"] + 1) * 1024 * 1024)
+    if app.config.get("MAX_CONTENT_LENGTH") is None:  # Flask's own default is None: no cap
+        # The upload limit plus room for the multipart envelope; JSON bodies share it.
+        app.config["MAX_CONTENT_LENGTH"] = (app.config["MAX_UPLOAD_MB"] + 1) * 1024 * 1024
     if not app.config.get("UPLOAD_FOLDER"):
         app.config["UPLOAD_FOLDER"] = os.path.join(app.instance_path, "uploads")
     os.makedirs(app.instance_path, exist_ok=True)

@@ -25,7 +25,8 @@ class IdConverter(BaseConverter):
     regex = r"[^/]+"
 
     def to_python(self, value):
-        return int(value) if value.isdigit() and 0 < int(value) <= MAX_ID else 0
+        # ASCII only: `²` passes isdigit() yet int() refuses it, and `١` would read as 1.
+        return int(value) if value.isascii() and value.isdigit() and 0 < int(value) <= MAX_ID else 0
 
     def to_url(self, value):
         return str(value)
@@ -33,6 +34,10 @@ class IdConverter(BaseConverter):
 
 def register(app):
     """Register the id converter, every resource's blueprint and `/openapi.json`."""
+    # No redirects for `//` or a trailing slash: Flask sends those as HTML, before any
+    # of the app's JSON error handlers could answer.
+    app.url_map.merge_slashes = False
+    app.url_map.strict_slashes = False
     app.url_map.converters["id"] = IdConverter
     for module in BLUEPRINTS:
         app.register_blueprint(module.bp)

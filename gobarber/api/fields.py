@@ -1,6 +1,6 @@
 """Field types the request models share."""
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated
 
 from pydantic import AfterValidator, EmailStr, Field, StringConstraints, WithJsonSchema
@@ -14,7 +14,10 @@ Password = Annotated[str, StringConstraints(min_length=6, max_length=128)]
 
 
 def _iso_datetime(value: str) -> str:
-    datetime.fromisoformat(value)  # raises ValueError, which pydantic reports
+    moment = datetime.fromisoformat(value)  # raises ValueError, which pydantic reports
+    # No offset moves a moment by a day, so away from the edges it converts to UTC safely.
+    if not date.min < moment.date() < date.max:
+        raise ValueError("date out of range")
     return value
 
 
