@@ -141,22 +141,22 @@ def retry(client, keys, *, event_id=None):
 def forget_consumer(client, keys, name, *, visibility_ms):
     """Remove a consumer that is gone, first requeueing what it held; return that count.
 
-    Refuses a consumer that was active within the visibility timeout: it may be alive.
+    Refuses while the consumer touched one of its pending entries within the visibility
+    timeout: it may still be working on it.
     """
     moved = 0
     for key in keys.streams:
         if not client.exists(key):
             continue
-        consumers = {c["name"]: c for c in client.xinfo_consumers(key, keys.group)}
-        consumer = consumers.get(name)
-        if consumer is None:
+        if name not in {c["name"] for c in client.xinfo_consumers(key, keys.group)}:
             continue
-        if consumer["idle"] < visibility_ms:
-            raise ConsumerActive(
-                f"consumer {name} was active {consumer['idle'] / 1000:.0f}s ago; "
-                f"it may still be running"
-            )
         held = client.xpending_range(key, keys.group, "-", "+", 10_000, consumername=name)
+        busy = [p for p in held if p["time_since_delivered"] < visibility_ms]
+        if busy:
+            raise ConsumerActive(
+                f"consumer {name} took an entry {busy[0]['time_since_delivered'] / 1000:.0f}s "
+                "ago; it may still be running"
+            )
         ids = [p["message_id"] for p in held]
         if ids:
             claimed = client.xclaim(key, keys.group, name, 0, ids)

@@ -1,0 +1,122 @@
+"""The queue page in a real headless Chromium: an admin retries a dead letter."""
+
+import os
+import shutil
+import threading
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as seen
+from selenium.webdriver.support.ui import WebDriverWait
+from werkzeug.serving import make_server
+
+from gobarber.extensions import db
+from gobarber.models import User
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+
+
+@pytest.fixture
+def browser():
+    if not (CHROMIUM and CHROMEDRIVER):
+        if os.environ.get("CI"):
+            pytest.fail("chromium and chromedriver are required in CI (.ci/run installs them)")
+        pytest.skip("Debian's chromium and chromium-driver are not installed")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def live_url(app):
+    """Serve the app over real HTTP on a free port, in a thread."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+def make_admin(app, person):
+    with app.app_context():
+        db.session.get(User, person.id).admin = True
+        db.session.commit()
+
+
+def sign_in(browser, url, person):
+    browser.get(f"{url}/admin/queue")
+    WebDriverWait(browser, 10).until(seen.presence_of_element_located((By.ID, "email")))
+    browser.find_element(By.ID, "email").send_keys(person.email)
+    browser.find_element(By.ID, "password").send_keys(person.password)
+    browser.find_element(By.ID, "sign-in").click()
+
+
+def test_an_admin_sees_the_dead_letter_retries_it_and_it_leaves_the_list(
+    app, api, shop, worker, smtp_server, browser, live_url
+):
+    smtp_server.refuse(shop.provider.email)
+    canceled = shop.cancellation()
+    worker.loop()
+    event_id = shop.delivery(canceled["id"]).event_id
+    operator = api.person("Operadora")
+    make_admin(app, operator)
+
+    sign_in(browser, live_url, operator)
+
+    row = WebDriverWait(browser, 10).until(
+        seen.presence_of_element_located((By.CSS_SELECTOR, f'tr[data-event-id="{event_id}"]'))
+    )
+    assert "550" in row.text
+    assert shop.provider.email in row.text
+    smtp_server.mailbox.refuse_recipients.clear()  # the address was fixed
+    row.find_element(By.CSS_SELECTOR, "button.retry").click()
+
+    WebDriverWait(browser, 10).until(seen.presence_of_element_located((By.ID, "no-dead-letters")))
+    assert "Put back 1 mail(s)." in browser.find_element(By.CSS_SELECTOR, ".flash").text
+    worker.loop()
+    assert [m["Message-ID"] for m in smtp_server.messages] == [f"<{event_id}@gobarber.com>"]
+    assert shop.delivery(canceled["id"]).status == "sent"
+
+
+def test_a_user_who_is_not_an_admin_is_refused(api, browser, live_url):
+    customer = api.person("Cliente Curioso")
+
+    sign_in(browser, live_url, customer)
+
+    refused = WebDriverWait(browser, 10).until(
+        seen.presence_of_element_located((By.ID, "refused"))
+    )
+    assert "is not an operator" in refused.text
+    assert browser.find_elements(By.ID, "streams") == []
+
+
+def test_wrong_password_stays_on_the_sign_in_form(api, browser, live_url):
+    customer = api.person("Alguém")
+    customer.password = "not-the-password"
+
+    sign_in(browser, live_url, customer)
+
+    error = WebDriverWait(browser, 10).until(
+        seen.presence_of_element_located((By.ID, "login-error"))
+    )
+    assert error.text == "Password does not match"
+
+
+def test_routes_refuse_strangers_and_forms_without_their_token(app, api, client):
+    assert client.get("/admin/queue").status_code == 302
+    customer = api.person("Cliente")
+    client.post("/admin/login", data={"email": customer.email, "password": customer.password})
+    assert client.get("/admin/queue").status_code == 403
+    assert client.post("/admin/queue/retry", data={"all": "1"}).status_code == 403
+    make_admin(app, customer)
+    assert client.get("/admin/queue").status_code == 200
+    assert client.post("/admin/queue/retry", data={"all": "1"}).status_code == 400  # no token

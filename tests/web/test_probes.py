@@ -1,0 +1,130 @@
+"""`GET /health` and `GET /metrics`."""
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from gobarber import create_app
+from tests.conftest import make_config
+from tests.processes import PrivateRedis
+
+
+def metric_values(client):
+    """Parse /metrics as Prometheus text; return {(name, labels...): value}."""
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("text/plain")
+    values = {}
+    for family in text_string_to_metric_families(response.data.decode()):
+        for sample in family.samples:
+            values[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return values
+
+
+def test_health_is_200_when_everything_answers(client):
+    response = client.get("/health")
+    assert response.status_code == 200
+    assert response.json["status"] == "ok"
+    for name in ("database", "redis", "smtp"):
+        assert response.json["checks"][name]["ok"] is True
+        assert response.json["checks"][name]["latency_ms"] >= 0
+
+
+def test_health_is_503_naming_the_smtp_server_when_it_is_down(client, smtp_server):
+    smtp_server.stop()
+    response = client.get("/health")
+    assert response.status_code == 503
+    assert response.json["failing"] == ["smtp"]
+
+
+def test_health_follows_a_redis_that_stops_and_returns(database_url, tmp_path, smtp_server):
+    private = PrivateRedis(tmp_path)
+    private.start()
+    try:
+        app = create_app(make_config(database_url, tmp_path, REDIS_URL=private.url,
+                                     MAIL_SERVER="127.0.0.1", MAIL_PORT=smtp_server.port))
+        client = app.test_client()
+        assert client.get("/health").status_code == 200
+
+        private.stop()
+        down = client.get("/health")
+        assert down.status_code == 503
+        assert down.json["failing"] == ["redis"]
+        assert down.json["checks"]["redis"]["ok"] is False
+
+        private.start()
+        assert client.get("/health").status_code == 200
+    finally:
+        private.stop()
+
+
+def test_metrics_parse_and_count_the_pipeline(client, shop, worker, smtp_server, redis_conn,
+                                              keys):
+    from tests.consumers.test_worker import run_until_settled
+
+    shop.cancellation()
+    worker.loop()  # sent
+    smtp_server.fail_next(1)
+    shop.cancellation()  # a 451: failed once, retried, then sent
+    refused = shop.api.provider("Recusado")
+    smtp_server.refuse(refused.email)
+    shop.cancellation(provider=refused)  # a 550: failed once, dead
+    run_until_settled(
+        worker, lambda: len(smtp_server.messages) == 2 and redis_conn.xlen(keys.dead) == 1
+    )
+
+    values = metric_values(client)
+    kind = (("kind", "cancellation"),)
+    assert values[("gobarber_mail_queued_total", kind)] == 3
+    assert values[("gobarber_mail_failed_total", kind)] == 2
+    assert values[("gobarber_mail_retried_total", kind)] == 1
+    assert values[("gobarber_mail_dead_total", kind)] == 1
+    assert values[("gobarber_mail_sent_total", kind)] == 2
+    assert values[("gobarber_mail_cancel_to_accepted_seconds_count", kind)] == 2
+    assert values[("gobarber_mail_dead_letters", ())] == 1
+    cancels = (("method", "DELETE"), ("route", "/appointments/<id:appointment_id>"),
+               ("status", "200"))
+    assert values[("gobarber_http_requests_total", cancels)] == 3
+    assert ("gobarber_mail_pending", (("priority", "default"),)) in values
+
+
+@pytest.mark.postgres_only
+def test_metrics_are_right_with_two_gunicorn_workers_and_a_mail_worker(
+    app, slot, smtp_server, tmp_path
+):
+    from tests.e2e.conftest import Client
+    from tests.processes import Processes, wait_until
+
+    env = {
+        "APP_ENV": "production", "SECRET_KEY": app.config["SECRET_KEY"],
+        "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
+        "REDIS_URL": app.config["REDIS_URL"],
+        "MAIL_STREAM_PREFIX": app.config["MAIL_STREAM_PREFIX"],
+        "MAIL_SERVER": "127.0.0.1", "MAIL_PORT": smtp_server.port, "MAIL_BLOCK_MS": 200,
+    }
+    processes = Processes(env, tmp_path / "logs")
+    try:
+        url = processes.web(workers=2)
+        http = Client(url)
+        _, token = http.person("Cliente", "cliente@barber.example.com")
+        ids = http.book_many(30, token, slot)
+        processes.worker("metrics-worker")
+        for appointment_id in ids:
+            assert http.call("DELETE", f"/appointments/{appointment_id}", token).status_code == 200
+        wait_until(lambda: len(smtp_server.messages) == 30, timeout=60, what="30 mails")
+
+        def sent_counter():
+            text = http.call("GET", "/metrics").text
+            for family in text_string_to_metric_families(text):
+                for sample in family.samples:
+                    if sample.name == "gobarber_mail_sent_total":
+                        return sample.value
+            return 0
+
+        assert wait_until(lambda: sent_counter() == 30, timeout=10, what="sent counter 30")
+        text = http.call("GET", "/metrics").text
+        deletes = [s for f in text_string_to_metric_families(text) for s in f.samples
+                   if s.name == "gobarber_http_requests_total"
+                   and s.labels["method"] == "DELETE"]
+        assert sum(s.value for s in deletes) == 30
+    finally:
+        processes.stop_all()
