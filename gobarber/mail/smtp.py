@@ -1,6 +1,7 @@
 """One SMTP connection reused across a batch, with a timeout, and how to read its errors."""
 
 import smtplib
+from email.utils import parseaddr
 
 from flask_mail import Connection
 
@@ -66,7 +67,7 @@ def describe(error):
     if isinstance(error, smtplib.SMTPRecipientsRefused):
         return "; ".join(
             f"{code} {reply.decode(errors='replace') if isinstance(reply, bytes) else reply}"
-            f" ({recipient})"
+            f" ({parseaddr(recipient)[1] or recipient})"
             for recipient, (code, reply) in error.recipients.items()
         )
     if isinstance(error, smtplib.SMTPResponseException):
