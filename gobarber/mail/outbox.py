@@ -12,6 +12,7 @@ from datetime import timedelta
 
 import redis
 from sqlalchemy import bindparam, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from gobarber.extensions import db, redis_client
 from gobarber.mail import streams, transitions
@@ -67,10 +68,15 @@ def publish(delivery, client=None):
 
 
 def publish_quietly(delivery):
-    """Publish now if Redis answers; otherwise leave the row for the relay."""
+    """Publish now if Redis answers; otherwise leave the row for the relay.
+
+    The cancellation is committed already: nothing here may fail the request. A row
+    whose publication was not recorded is relayed later, and a second entry for the same
+    event is harmless.
+    """
     try:
         publish(delivery)
-    except redis.RedisError as error:
+    except (redis.RedisError, SQLAlchemyError) as error:
         db.session.rollback()
         log.warning(
             "mail event %s not published (%s); the reaper will relay it",
