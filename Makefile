@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export FLASK_APP := gobarber:create_app
 
-.PHONY: install run test test-postgres test-sqlite lint bench bench-full clean
+.PHONY: install run test lint bench bench-full clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -22,7 +22,7 @@ run: install .env
 # The whole suite on PostgreSQL, then the API on the zero-setup SQLite default.
 test: install
 	$(VENV)/bin/pytest
-	TEST_DATABASE=sqlite $(VENV)/bin/pytest tests/api tests/test_migrations.py
+	TEST_DATABASE=sqlite $(VENV)/bin/pytest tests/api tests/test_client_replays.py tests/test_migrations.py
 
 lint: install
 	$(VENV)/bin/ruff check .
