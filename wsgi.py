@@ -8,9 +8,14 @@ from gobarber import create_app
 from gobarber.config import ConfigError
 from gobarber.database import ServiceUnreachable, check_reachable
 
+APP_LOAD_ERROR = 4
+
 load_dotenv()
 try:
     app = create_app()
     check_reachable(app)
 except (ConfigError, ServiceUnreachable) as error:
-    sys.exit(f"gobarber: {error}")
+    print(f"gobarber: {error}", file=sys.stderr)
+    # 4 is gunicorn's "app failed to load": the master stops instead of respawning the
+    # worker forever, as it does for any other exit status.
+    sys.exit(APP_LOAD_ERROR)

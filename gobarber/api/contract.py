@@ -46,7 +46,11 @@ def _validate(model, data, invalid):
 
 def parse_body(model, invalid="Validation fails"):
     """Validate the JSON body against `model`; malformed or not an object is invalid."""
-    data = request.get_json(force=True, silent=True)
+    try:
+        data = request.get_json(force=True, silent=True)
+    except RecursionError:
+        # `silent` covers malformed JSON only; a deeply nested one overflows the decoder.
+        data = None
     if not isinstance(data, dict):
         raise Invalid(invalid)
     return _validate(model, data, invalid)

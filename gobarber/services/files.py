@@ -31,7 +31,14 @@ def _image_format(stream):
         with Image.open(stream) as image:
             image_format = image.format
             image.verify()
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+    except (
+        UnidentifiedImageError,
+        OSError,
+        ValueError,
+        SyntaxError,
+        IndexError,  # Pillow's PNG verify() of a header with no image data behind it
+        Image.DecompressionBombError,
+    ):
         raise Invalid("File must be an image (JPEG, PNG, GIF or WebP)") from None
     if image_format not in IMAGE_EXTENSIONS:
         raise Invalid("File must be an image (JPEG, PNG, GIF or WebP)")

@@ -1,0 +1,296 @@
+"""Configuration from the environment, and start-up as a real process.
+
+`from_environment()` and `validate()` read and check the settings: defaults, database
+URLs as hosting platforms hand them out, refusals with a clear text. Then `wsgi.py` is
+started the way production starts it, as a process, against a database or a Redis that
+does not answer: it must stop by itself with one line naming where it tried.
+"""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from gobarber import config as settings
+from gobarber import create_app
+from gobarber.config import ConfigError
+from gobarber.extensions import db
+from tests.conftest import REDIS_URL
+
+ROOT = Path(__file__).resolve().parent.parent
+GUNICORN = Path(sys.executable).parent / "gunicorn"
+NOBODY_LISTENS = "127.0.0.1:1"
+UNREACHABLE_DATABASE = f"postgresql://postgres@{NOBODY_LISTENS}/x"
+UNREACHABLE_REDIS = f"redis://{NOBODY_LISTENS}/0"
+START_DEADLINE_S = 60
+# gunicorn's "app failed to load" status: its master stops instead of respawning workers.
+APP_LOAD_ERROR = 4
+
+# Every variable config.py reads, taken from its source so that a new one is not missed.
+VARIABLES = sorted(
+    set(re.findall(r'\(\s*"([A-Z][A-Z0-9_]+)"', Path(settings.__file__).read_text()))
+)
+
+
+@pytest.fixture
+def environment(monkeypatch):
+    """An environment without any of the app's variables; tests set the ones they need."""
+    for name in VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def checked():
+    """Build and validate the config of the current environment."""
+    config = settings.from_environment()
+    settings.validate(config)
+    return config
+
+
+def test_the_variables_are_found():
+    assert {"DATABASE_URL", "REDIS_URL", "SECRET_KEY", "SHOP_SLOTS", "MAIL_TIMEOUT"} <= set(
+        VARIABLES
+    )
+
+
+def test_defaults(environment):
+    environment.setenv("APP_ENV", "development")
+    config = checked()
+    assert config["SQLALCHEMY_DATABASE_URI"] == "sqlite:///gobarber.db"
+    assert config["PORT"] == 3333
+    assert config["APP_URL"] == "http://localhost:3333"
+    assert config["REDIS_URL"] == "redis://localhost:6379/0"
+    assert config["SHOP_TIMEZONE"] == "America/Sao_Paulo"
+    assert config["SHOP_SLOTS"] == tuple((hour, 0) for hour in range(8, 20))
+    assert config["JWT_EXPIRES_IN"] == 7 * 24 * 3600
+    assert config["MAX_UPLOAD_MB"] == 5
+    assert config["MAIL_DEFAULT_SENDER"] == "Equipe GoBarber <noreply@gobarber.com>"
+
+
+def test_app_env_defaults_to_production(environment):
+    assert settings.from_environment()["APP_ENV"] == "production"
+
+
+def test_app_url_follows_the_port(environment):
+    environment.setenv("PORT", "8080")
+    assert settings.from_environment()["APP_URL"] == "http://localhost:8080"
+
+
+def test_the_default_sqlite_database_is_shared_safely(environment, tmp_path):
+    environment.setenv("APP_ENV", "development")
+    environment.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'shared.db'}")
+    app = create_app()
+    with app.app_context():
+        with db.engine.connect() as connection:
+            pragmas = {
+                name: connection.execute(text(f"PRAGMA {name}")).scalar()
+                for name in ("journal_mode", "busy_timeout", "foreign_keys")
+            }
+        db.engine.dispose()
+    assert pragmas == {"journal_mode": "wal", "busy_timeout": 30_000, "foreign_keys": 1}
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgres://shop:pa%40ss@db.example.com:6543/gobarber",
+        "postgresql://shop:pa%40ss@db.example.com:6543/gobarber",
+        "postgresql+psycopg://shop:pa%40ss@db.example.com:6543/gobarber",
+    ],
+)
+def test_postgres_urls_use_psycopg_3(environment, url):
+    environment.setenv("DATABASE_URL", url)
+    assert settings.from_environment()["SQLALCHEMY_DATABASE_URI"] == (
+        "postgresql+psycopg://shop:pa%40ss@db.example.com:6543/gobarber"
+    )
+
+
+def test_a_sqlite_url_is_kept(environment):
+    environment.setenv("DATABASE_URL", "sqlite:////var/lib/gobarber/app.db")
+    assert settings.from_environment()["SQLALCHEMY_DATABASE_URI"] == (
+        "sqlite:////var/lib/gobarber/app.db"
+    )
+
+
+@pytest.mark.parametrize("app_env", ["production", "staging", None])
+def test_outside_development_a_secret_is_required(environment, tmp_path, app_env):
+    if app_env is not None:
+        environment.setenv("APP_ENV", app_env)
+    environment.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'app.db'}")
+    with pytest.raises(ConfigError) as refused:
+        create_app()
+    assert str(refused.value) == (
+        "SECRET_KEY (or APP_SECRET) is not set; it is required outside development"
+    )
+
+
+@pytest.mark.parametrize("name", ["SECRET_KEY", "APP_SECRET"])
+def test_production_starts_with_either_secret(environment, tmp_path, name):
+    environment.setenv("APP_ENV", "production")
+    environment.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'app.db'}")
+    environment.setenv(name, "a-production-secret-of-enough-length")
+    app = create_app()
+    assert app.config["SECRET_KEY"] == "a-production-secret-of-enough-length"
+
+
+def test_development_starts_without_a_secret(environment, tmp_path):
+    environment.setenv("APP_ENV", "development")
+    environment.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'app.db'}")
+    app = create_app()
+    assert app.config["SECRET_KEY"]
+    assert app.test_client().get("/openapi.json").status_code == 200
+
+
+@pytest.mark.parametrize(("mail_timeout", "visibility"), [(10, 10), (10, 5), (60, 60), (60, 1)])
+def test_a_visibility_timeout_not_above_the_mail_timeout_is_refused(
+    environment, mail_timeout, visibility
+):
+    environment.setenv("APP_ENV", "development")
+    environment.setenv("MAIL_TIMEOUT", str(mail_timeout))
+    environment.setenv("MAIL_VISIBILITY_TIMEOUT", str(visibility))
+    with pytest.raises(ConfigError) as refused:
+        checked()
+    assert str(refused.value) == (
+        f"MAIL_VISIBILITY_TIMEOUT ({visibility}s) must exceed MAIL_TIMEOUT ({mail_timeout}s)"
+    )
+
+
+@pytest.mark.parametrize(("mail_timeout", "visibility"), [(10, 60), (50, 51)])
+def test_a_visibility_timeout_above_the_mail_timeout_is_accepted(
+    environment, mail_timeout, visibility
+):
+    environment.setenv("APP_ENV", "development")
+    environment.setenv("MAIL_TIMEOUT", str(mail_timeout))
+    environment.setenv("MAIL_VISIBILITY_TIMEOUT", str(visibility))
+    assert checked()["MAIL_VISIBILITY_TIMEOUT"] == visibility
+
+
+@pytest.mark.parametrize("zone", ["Mars/Olympus_Mons", "not a zone", "../../etc/passwd", "UTC+3"])
+def test_a_bad_shop_timezone_is_refused(environment, zone):
+    environment.setenv("SHOP_TIMEZONE", zone)
+    with pytest.raises(ConfigError, match="is not an IANA time zone"):
+        settings.from_environment()
+
+
+@pytest.mark.parametrize(
+    ("slots", "message"),
+    [
+        ("8", "bad time '8'; use HH:MM"),
+        ("08:00,,09:00", "bad time ''; use HH:MM"),
+        ("eight:00", "bad time 'eight:00'; use HH:MM"),
+        ("08:00:00", "bad time '08:00:00'; use HH:MM"),
+        ("08:30", "'08:30'; slots start on the hour"),
+        ("24:00", "'24:00'; slots start on the hour"),
+        ("-1:00", "'-1:00'; slots start on the hour"),
+    ],
+)
+def test_bad_shop_slots_are_refused(environment, slots, message):
+    environment.setenv("SHOP_SLOTS", slots)
+    with pytest.raises(ConfigError) as refused:
+        settings.from_environment()
+    assert str(refused.value).startswith("SHOP_SLOTS has ")
+    assert str(refused.value).endswith(message)
+
+
+def test_shop_slots_are_sorted_and_unique(environment):
+    environment.setenv("SHOP_SLOTS", "14:00, 09:00,14:00,10:00")
+    assert settings.from_environment()["SHOP_SLOTS"] == ((9, 0), (10, 0), (14, 0))
+
+
+# ---- start-up as a real process ----------------------------------------------------
+
+
+def process_environment(**variables):
+    """This process's environment without the app's variables, plus `variables`."""
+    env = {name: value for name, value in os.environ.items() if name not in VARIABLES}
+    return {**env, "APP_ENV": "development", "PYTHONUNBUFFERED": "1", **variables}
+
+
+def import_wsgi(**variables):
+    return subprocess.run(
+        [sys.executable, "-c", "import wsgi"],
+        cwd=ROOT,
+        env=process_environment(**variables),
+        capture_output=True,
+        text=True,
+        timeout=START_DEADLINE_S,
+    )
+
+
+def test_wsgi_starts_when_everything_answers(database_url):
+    started = import_wsgi(DATABASE_URL=database_url, REDIS_URL=REDIS_URL)
+    assert (started.returncode, started.stderr) == (0, "")
+
+
+@pytest.mark.parametrize(
+    ("variables", "service"),
+    [
+        ({"DATABASE_URL": UNREACHABLE_DATABASE}, "database"),
+        ({"REDIS_URL": UNREACHABLE_REDIS}, "Redis"),
+    ],
+    ids=["database", "redis"],
+)
+def test_wsgi_names_what_does_not_answer_in_one_line(database_url, variables, service):
+    started = import_wsgi(**{"DATABASE_URL": database_url, "REDIS_URL": REDIS_URL, **variables})
+    assert started.returncode == APP_LOAD_ERROR
+    lines = started.stderr.splitlines()
+    assert len(lines) == 1, started.stderr
+    assert lines[0].startswith(f"gobarber: {service} at {NOBODY_LISTENS} unreachable: ")
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+# The entry point's own docstring command: without --preload each worker loads the app.
+PLAIN_GUNICORN = "gunicorn --bind 127.0.0.1:${PORT} wsgi:app"
+
+
+def procfile_web_line():
+    """The Procfile's `web:` command, or the plain one if there is no Procfile yet."""
+    procfile = ROOT / "Procfile"
+    lines = procfile.read_text().splitlines() if procfile.exists() else []
+    commands = [line.split(":", 1)[1].strip() for line in lines if line.startswith("web:")]
+    return commands[0] if commands else PLAIN_GUNICORN
+
+
+@pytest.mark.parametrize(
+    "command", [procfile_web_line(), PLAIN_GUNICORN], ids=["Procfile", "plain"]
+)
+def test_gunicorn_stops_by_itself_when_the_database_does_not_answer(tmp_path, command):
+    env = process_environment(
+        DATABASE_URL=UNREACHABLE_DATABASE,
+        PORT=str(free_port()),
+        PATH=f"{GUNICORN.parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        # gunicorn 27 opens a control socket in ~/.gunicorn unless told where.
+        GUNICORN_CMD_ARGS=f"--control-socket {tmp_path / 'gunicorn.ctl'}",
+    )
+    server = subprocess.Popen(
+        ["sh", "-c", f"exec {command}"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = server.communicate(timeout=START_DEADLINE_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+        stdout, stderr = server.communicate()
+        pytest.fail(f"`{command}` kept running with an unreachable database:\n{stderr}")
+    assert server.returncode == APP_LOAD_ERROR, stderr
+    assert "Traceback" not in stdout + stderr, stderr
+    # gunicorn's own log lines are `[time] [pid] [LEVEL] ...`; the app adds exactly one.
+    app_lines = [line for line in (stdout + stderr).splitlines() if not line.startswith("[")]
+    assert len(app_lines) == 1, stderr
+    assert app_lines[0].startswith(f"gobarber: database at {NOBODY_LISTENS} unreachable: ")
