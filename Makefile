@@ -28,5 +28,31 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check gobarber consumers tests
 
+# Benchmarks in their own environment (bench/.venv, bench/node_modules): peers are never
+# project dependencies. `make bench` is the quick run (a few minutes), bench-full the
+# issue's sizes. Results: bench/results/{results.json,table.txt,chart.png}.
+BENCH_VENV := bench/.venv
+
+$(BENCH_VENV)/.installed: pyproject.toml bench/requirements.txt
+	python3 -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install --quiet -e . -r bench/requirements.txt
+	touch $@
+
+bench/node_modules/.installed: bench/package.json
+	cd bench && npm install --no-audit --no-fund --silent
+	touch $@
+
+bench-deps: $(BENCH_VENV)/.installed bench/node_modules/.installed
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null \
+		|| (apt-get update -qq && apt-get install -y -qq wrk >/dev/null); } \
+		|| echo "bench: wrk not installed (not root?); web uses bench/loadgen.py instead"
+
+bench: bench-deps
+	$(BENCH_VENV)/bin/python bench/run.py
+
+bench-full: bench-deps
+	$(BENCH_VENV)/bin/python bench/run.py --full
+
 clean:
 	rm -rf $(VENV) instance mailbox .pytest_cache

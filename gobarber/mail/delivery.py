@@ -10,22 +10,33 @@ import random
 import time
 import uuid
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import redis
 from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import joinedload
 
 from gobarber.extensions import db
 from gobarber.mail import streams, transitions
 from gobarber.mail.messages import Unrenderable, describe_customer_notice, render
 from gobarber.mail.smtp import SmtpSession, describe, is_permanent
-from gobarber.models import MailDelivery
+from gobarber.models import Appointment, MailDelivery
 from gobarber.models.mail_delivery import FAILED, QUEUED, SENT
 from gobarber.services.notifications import notify
 from gobarber.shop_time import now
 
 log = logging.getLogger(__name__)
+
+# SET NX PX on every key; returns 1 for each lock taken, 0 for each held by someone else.
+SET_LOCKS = """
+local taken = {}
+for i, key in ipairs(KEYS) do
+  taken[i] = redis.call('SET', key, ARGV[1], 'NX', 'PX', ARGV[2]) and 1 or 0
+end
+return taken
+"""
 
 
 @dataclass(frozen=True)
@@ -39,6 +50,11 @@ class Entry:
     @property
     def event_id(self):
         return (self.fields or {}).get("event_id")
+
+    @cached_property
+    def has_valid_event_id(self):
+        """Whether the event id is a UUID; parsed once, as deliver, lock and finish all ask."""
+        return is_valid_event_id(self.event_id)
 
     @property
     def redeliveries(self):
@@ -102,7 +118,7 @@ def finish(client, keys, outcome):
     for stream, ids in by_stream.items():
         pipe.xack(stream, keys.group, *ids)
         pipe.xdel(stream, *ids)
-    locks = [keys.lock(e.event_id) for e in settled if is_valid_event_id(e.event_id)]
+    locks = [keys.lock(e.event_id) for e in settled if e.has_valid_event_id]
     if locks:
         pipe.delete(*locks)
     pipe.execute()
@@ -137,6 +153,7 @@ class Deliverer:
         self.should_stop = should_stop
         self.max_attempts = app.config["MAIL_MAX_ATTEMPTS"]
         self.lock_ms = app.config["MAIL_VISIBILITY_TIMEOUT"] * 1000
+        self._set_locks = client.register_script(SET_LOCKS)
 
     def deliver(self, entries):
         """Handle a batch and settle it in Redis; return the outcome."""
@@ -148,7 +165,7 @@ class Deliverer:
                     outcome.left.append(entry)
                 elif entry.fields is None:
                     outcome.done.append(entry)  # its body is gone; the relay republishes
-                elif not is_valid_event_id(entry.event_id):
+                elif not entry.has_valid_event_id:
                     reason = f"unreadable entry: {entry.fields!r}"[:500]
                     log.error(
                         "mail entry %s on %s is poison: %s", entry.entry_id, entry.stream, reason
@@ -164,16 +181,13 @@ class Deliverer:
         return outcome
 
     def _lock(self, entries):
-        pipe = self.client.pipeline(transaction=False)
-        keys = []
-        for entry in entries:
-            if entry.fields is not None and is_valid_event_id(entry.event_id):
-                pipe.set(self.keys.lock(entry.event_id), self.consumer, nx=True, px=self.lock_ms)
-                keys.append(True)
-            else:
-                keys.append(False)
-        results = iter(pipe.execute() if any(keys) else [])
-        return [bool(next(results)) if has_key else False for has_key in keys]
+        has_key = [e.fields is not None and e.has_valid_event_id for e in entries]
+        keys = [self.keys.lock(e.event_id) for e, has in zip(entries, has_key, strict=True) if has]
+        # One script call instead of a SET NX PX per entry: same keys, same expiry, one
+        # command for Redis to parse and one reply for the client (all keys share a slot).
+        taken = self._set_locks(keys=keys, args=[self.consumer, self.lock_ms]) if keys else []
+        results = iter(taken)
+        return [bool(next(results)) if has else False for has in has_key]
 
     def _handle(self, entry, smtp, outcome):
         with self.app.app_context():
@@ -186,8 +200,16 @@ class Deliverer:
                 self.client.delete(self.keys.lock(entry.event_id))
 
     def _handle_in_context(self, entry, smtp, outcome):
-        query = select(MailDelivery).where(MailDelivery.event_id == entry.event_id)
-        delivery = db.session.scalar(query)
+        # The appointment and its people come with the row, so rendering reads the
+        # session's identity map instead of three more queries; `appointment` is held
+        # here because the identity map only keeps weak references.
+        query = (
+            select(MailDelivery, Appointment)
+            .outerjoin(Appointment, Appointment.id == MailDelivery.appointment_id)
+            .options(joinedload(Appointment.provider), joinedload(Appointment.user))
+            .where(MailDelivery.event_id == entry.event_id)
+        )
+        delivery, appointment = db.session.execute(query).first() or (None, None)
         if delivery is None:
             outcome.dead.append((entry, "no delivery recorded for this event"))
             log.error("mail event %s has no delivery row; dead-lettered", entry.event_id)
@@ -215,18 +237,21 @@ class Deliverer:
             self._failed(entry, delivery, error, outcome)
             return
         delivery.status = SENT
-        delivery.sent_at = now()
+        delivery.sent_at = sent_at = now()
         delivery.last_error = None
+        # Read before the commit expires them: reading after would reload the row.
+        event_id, kind, attempt = delivery.event_id, delivery.kind, delivery.attempts
+        latency = (sent_at - delivery.created_at).total_seconds()
         db.session.commit()
         outcome.done.append(entry)
         outcome.sent += 1
         transitions.record(
             transitions.SENT,
-            event_id=delivery.event_id,
-            kind=delivery.kind,
-            attempt=delivery.attempts,
+            event_id=event_id,
+            kind=kind,
+            attempt=attempt,
             duration=time.monotonic() - started,
-            latency=(delivery.sent_at - delivery.created_at).total_seconds(),
+            latency=latency,
         )
 
     def _failed(self, entry, delivery, error, outcome):

@@ -4,6 +4,7 @@ from email.utils import parseaddr
 
 from flask import current_app, render_template
 from flask_mail import Message
+from sqlalchemy.orm import joinedload
 
 from gobarber.extensions import db
 from gobarber.models import Appointment
@@ -25,7 +26,12 @@ def message_id(event_id):
 
 
 def _cancellation_context(delivery):
-    appointment = db.session.get(Appointment, delivery.appointment_id or 0)
+    # One query for the appointment and both people, none when the session has them.
+    appointment = db.session.get(
+        Appointment,
+        delivery.appointment_id or 0,
+        options=[joinedload(Appointment.provider), joinedload(Appointment.user)],
+    )
     if appointment is None:
         raise Unrenderable(f"appointment {delivery.appointment_id} not found")
     return {

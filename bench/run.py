@@ -1,0 +1,142 @@
+"""Run GoBarber's six benchmarks: `python bench/run.py [--full]` (or `make bench`).
+
+Prints one table (each figure with how it was measured, each ratio next to its target
+with PASS or MISS) and writes bench/results/results.json and bench/results/chart.png.
+"""
+
+import argparse
+import json
+import logging
+import platform
+import sys
+import tempfile
+import time
+import traceback
+from datetime import UTC, datetime
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+sys.path[:0] = [str(BENCH), str(BENCH.parent)]  # bench modules, and tests/ helpers
+
+import cancel_latency  # noqa: E402
+import mail_throughput  # noqa: E402
+import memory  # noqa: E402
+import queue_overhead  # noqa: E402
+import recovery  # noqa: E402
+import web  # noqa: E402
+
+BENCHMARKS = (cancel_latency, queue_overhead, mail_throughput, recovery, web, memory)
+RESULTS = BENCH / "results"
+
+
+def number(value):
+    if value is None:
+        return "-"
+    if isinstance(value, int) or abs(value) >= 100:
+        return f"{value:,.0f}"
+    return f"{value:,.2f}"
+
+
+def table(results):
+    """The printed table: figures, then ratios with their targets."""
+    lines = []
+    for res in results:
+        lines += ["", res["title"], "  " + res["how"]]
+        if "error" in res:
+            lines.append(f"  FAILED: {res['error']}")
+        for fig in res.get("figures", []):
+            how = f"  ({fig['how']})" if fig["how"] else ""
+            lines.append(f"  {fig['name']:<72} {number(fig['value']):>10} {fig['unit']}{how}")
+        for rat in res.get("ratios", []):
+            verdict = {True: "PASS", False: "MISS", None: ""}[rat["pass"]]
+            target = ""
+            if rat["target"] is not None:
+                sign = "<=" if "after" in rat["name"] else ">="
+                target = f"target {sign} {number(rat['target'])}"
+            lines.append(
+                f"  ratio: {rat['name']:<65} {number(rat['value']):>10}  {target:<16} {verdict}"
+            )
+        for text in res.get("notes", []):
+            lines.append(f"  note: {text}")
+    return "\n".join(lines)
+
+
+def chart(results, path):
+    """One panel per benchmark: its figures in their main unit, as bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(3, 2, figsize=(14, 13))
+    for axis, res in zip(axes.flat, results, strict=False):
+        figures = [f for f in res.get("figures", []) if f["value"] is not None]
+        if not figures:
+            axis.set_title(res["title"] + " (no data)", fontsize=9)
+            continue
+        units = [f["unit"] for f in figures]
+        unit = max(set(units), key=units.count)
+        shown = [f for f in figures if f["unit"] == unit]
+        names = [f["name"][:48] for f in shown]
+        axis.barh(names, [f["value"] for f in shown], color="#4c72b0")
+        axis.invert_yaxis()
+        axis.set_xlabel(unit)
+        axis.tick_params(axis="y", labelsize=7)
+        verdicts = ", ".join(
+            f"{r['name'][:34]}={number(r['value'])}"
+            + ("" if r["pass"] is None else (" PASS" if r["pass"] else " MISS"))
+            for r in res.get("ratios", [])
+        )
+        axis.set_title(f"{res['title']}\n{verdicts}", fontsize=8)
+    for axis in list(axes.flat)[len(results) :]:
+        axis.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--full", action="store_true", help="the issue's N (slower)")
+    parser.add_argument("--only", nargs="*", help="run only these (cancel, queue, mail, ...)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    RESULTS.mkdir(exist_ok=True)
+    results, started = [], time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="gobarber-bench-") as workdir:
+        for module in BENCHMARKS:
+            key = module.__name__
+            if args.only and not any(key.startswith(name) for name in args.only):
+                continue
+            print(f"running {key} ...", file=sys.stderr, flush=True)
+            began = time.perf_counter()
+            try:
+                res = module.run(full=args.full, workdir=Path(workdir))
+            except Exception as error:  # noqa: BLE001 - one failure must not hide the rest
+                traceback.print_exc()
+                res = {"key": key, "title": key, "how": "", "error": repr(error)}
+            res["seconds"] = round(time.perf_counter() - began, 1)
+            results.append(res)
+    report = {
+        "run": {
+            "mode": "full" if args.full else "quick",
+            "at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "seconds": round(time.perf_counter() - started, 1),
+            "machine": f"{platform.machine()}, {platform.python_implementation()} "
+            f"{platform.python_version()}",
+        },
+        "benchmarks": results,
+    }
+    text = table(results)
+    print(text)
+    (RESULTS / "results.json").write_text(json.dumps(report, indent=2) + "\n")
+    (RESULTS / "table.txt").write_text(text.lstrip("\n") + "\n")
+    chart(results, RESULTS / "chart.png")
+    print(
+        f"\nwrote {RESULTS / 'results.json'}, table.txt and chart.png "
+        f"({report['run']['seconds']:.0f}s)"
+    )
+
+
+if __name__ == "__main__":
+    main()
