@@ -10,13 +10,14 @@ entry to one of them, and the per-event send lock keeps workers from sending it 
 
 import logging
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import select
 
 from consumers.loop import main
 from consumers.worker import default_name
 from gobarber.extensions import db
 from gobarber.mail import outbox, streams
-from gobarber.mail.delivery import Outcome, finish, is_valid_event_id, mark_dead, parse_entries
+from gobarber.mail.delivery import Outcome, finish, mark_dead, parse_entries
+from gobarber.mail.queue import requeue_entries
 from gobarber.models import MailDelivery
 from gobarber.models.mail_delivery import FAILED, QUEUED, SENT
 
@@ -34,7 +35,7 @@ class Reaper:
         config = app.config
         self.visibility_ms = config["MAIL_VISIBILITY_TIMEOUT"] * 1000
         self.max_attempts = config["MAIL_MAX_ATTEMPTS"]
-        self.batch = max(config["MAIL_BATCH_SIZE"], 100)
+        self.batch = config["REAPER_BATCH_SIZE"]
         self.interval = config["REAPER_INTERVAL"]
         self.passes = 0
         self.names = streams.Keys.of(app)
@@ -91,13 +92,13 @@ class Reaper:
 
     def _recover(self, key, entries, deleted):
         outcome = Outcome()
-        rows = self._deliveries([e.event_id for e in entries if is_valid_event_id(e.event_id)])
+        rows = self._statuses([e.event_id for e in entries if e.has_valid_event_id])
         back = []
         for entry in entries:
             row = rows.get(entry.event_id)
             if entry.fields is None:
                 outcome.done.append(entry)  # Redis 6.2 reports a deleted entry this way
-            elif not is_valid_event_id(entry.event_id):
+            elif not entry.has_valid_event_id:
                 outcome.dead.append((entry, f"unreadable entry: {entry.fields!r}"[:500]))
             elif row is None:
                 outcome.dead.append((entry, "no delivery recorded for this event"))
@@ -107,49 +108,37 @@ class Reaper:
                 outcome.dead.append((entry, row.last_error or "failed"))
             elif entry.redeliveries + 1 >= self.max_attempts or row.attempts >= self.max_attempts:
                 reason = row.last_error or f"gave up after {entry.redeliveries + 1} deliveries"
-                mark_dead(row, reason)
+                mark_dead(self._delivery(entry.event_id), reason)
                 outcome.dead.append((entry, reason))
             else:
                 back.append(entry)
         db.session.commit()
-        self._requeue(key, back)
+        if back:
+            moved = requeue_entries(self.client, self.names, key,
+                                    [(entry.entry_id, entry.fields) for entry in back])
+            for event_id, new_id in moved:
+                log.info("mail event %s reclaimed from a silent consumer; requeued as %s",
+                         event_id, new_id)
+            outbox.record_entry_ids(moved)
+            db.session.commit()
         finish(self.client, self.names, outcome)
         if deleted:
-            self._republish_deleted(key, deleted)
+            self._republish_deleted(deleted)
 
-    def _deliveries(self, event_ids):
+    def _statuses(self, event_ids):
+        """What the reaper decides on, as plain columns: no ORM objects for thousands."""
         if not event_ids:
             return {}
-        query = select(MailDelivery).where(MailDelivery.event_id.in_(event_ids))
-        return {row.event_id: row for row in db.session.scalars(query)}
+        query = select(
+            MailDelivery.event_id, MailDelivery.status, MailDelivery.attempts,
+            MailDelivery.last_error,
+        ).where(MailDelivery.event_id.in_(event_ids))
+        return {row.event_id: row for row in db.session.execute(query)}
 
-    def _requeue(self, key, entries):
-        """Put entries back at the end of their stream, acknowledging the old copies."""
-        if not entries:
-            return
-        pipe = self.client.pipeline(transaction=True)
-        for entry in entries:
-            pipe.xadd(key, {**entry.fields, "redeliveries": str(entry.redeliveries + 1)})
-        ids = [entry.entry_id for entry in entries]
-        pipe.xack(key, self.group, *ids)
-        pipe.xdel(key, *ids)
-        new_ids = pipe.execute()[: len(entries)]
-        for entry, new_id in zip(entries, new_ids, strict=True):
-            log.info(
-                "mail event %s reclaimed from a silent consumer; requeued as %s",
-                entry.event_id,
-                new_id,
-            )
-        # One executemany: a recovery of thousands of entries is one statement a batch.
-        db.session.execute(
-            update(MailDelivery.__table__)
-            .where(MailDelivery.__table__.c.event_id == bindparam("event"))
-            .values(stream_entry_id=bindparam("entry")),
-            [{"event": e.event_id, "entry": i} for e, i in zip(entries, new_ids, strict=True)],
-        )
-        db.session.commit()
+    def _delivery(self, event_id):
+        return db.session.scalar(select(MailDelivery).where(MailDelivery.event_id == event_id))
 
-    def _republish_deleted(self, key, deleted_ids):
+    def _republish_deleted(self, deleted_ids):
         """Entries Redis deleted while pending: publish their still-queued rows again."""
         query = select(MailDelivery).where(
             MailDelivery.stream_entry_id.in_(deleted_ids), MailDelivery.status == QUEUED

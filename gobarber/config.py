@@ -104,6 +104,7 @@ def from_environment():
         "MAIL_REPUBLISH_AFTER": _int("MAIL_REPUBLISH_AFTER", 300),
         "MAIL_CONSUMER_NAME": _env("MAIL_CONSUMER_NAME"),
         "REAPER_INTERVAL": float(_env("REAPER_INTERVAL", "5")),
+        "REAPER_BATCH_SIZE": _int("REAPER_BATCH_SIZE", 1000),
         "REDIS_SOCKET_TIMEOUT": _int("REDIS_SOCKET_TIMEOUT", 5),
         "LOG_LEVEL": _env("LOG_LEVEL", "INFO").upper(),
         "LOG_FORMAT": _env("LOG_FORMAT", "text").lower(),

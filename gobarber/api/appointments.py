@@ -84,5 +84,5 @@ def show(appointment_id):
     },
 )
 def cancel(appointment_id):
-    row = appointments.cancel(user=current_user(), appointment_id=appointment_id)
-    return shapes.appointment_detail(row, cancellation_delivery(appointment_id=row.id))
+    row, delivery = appointments.cancel(user=current_user(), appointment_id=appointment_id)
+    return shapes.appointment_detail(row, delivery)
