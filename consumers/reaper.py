@@ -114,11 +114,15 @@ class Reaper:
                 back.append(entry)
         db.session.commit()
         if back:
-            moved = requeue_entries(self.client, self.names, key,
-                                    [(entry.entry_id, entry.fields) for entry in back])
+            moved = requeue_entries(
+                self.client, self.names, key, [(entry.entry_id, entry.fields) for entry in back]
+            )
             for event_id, new_id in moved:
-                log.info("mail event %s reclaimed from a silent consumer; requeued as %s",
-                         event_id, new_id)
+                log.info(
+                    "mail event %s reclaimed from a silent consumer; requeued as %s",
+                    event_id,
+                    new_id,
+                )
             outbox.record_entry_ids(moved)
             db.session.commit()
         finish(self.client, self.names, outcome)
@@ -130,7 +134,9 @@ class Reaper:
         if not event_ids:
             return {}
         query = select(
-            MailDelivery.event_id, MailDelivery.status, MailDelivery.attempts,
+            MailDelivery.event_id,
+            MailDelivery.status,
+            MailDelivery.attempts,
             MailDelivery.last_error,
         ).where(MailDelivery.event_id.in_(event_ids))
         return {row.event_id: row for row in db.session.execute(query)}

@@ -38,6 +38,7 @@ class MailWorker:
         self.group = self.names.group
         self.history = {key: "0" for key in self.keys}  # own pending entries, read first
         self.retry_at = {}  # (stream, entry id) -> monotonic time it is due
+        self.read_by_priority = self.client.register_script(streams.READ_BY_PRIORITY)
         self.deliverer = Deliverer(
             app, consumer=self.name, client=self.client, should_stop=stop.is_set
         )
@@ -91,15 +92,18 @@ class MailWorker:
         return entries
 
     def _read_new(self):
-        high = {self.keys[0]: ">"}
-        reply = self.client.xreadgroup(self.group, self.name, high, count=self.batch)
-        if not any(messages for _, messages in reply or []):
-            # Nothing urgent: wait on every stream, high first in the reply.
-            block = self._block_ms()
-            streams_ids = {key: ">" for key in self.keys}
-            reply = self.client.xreadgroup(
-                self.group, self.name, streams_ids, count=self.batch, block=block
+        waiting = self.read_by_priority(keys=self.keys, args=[self.group, self.name, self.batch])
+        if waiting:
+            [(key, messages)] = waiting
+            # A script's reply is raw: each entry's fields come as a flat list.
+            return parse_entries(
+                key, [(i, dict(zip(f[::2], f[1::2], strict=True))) for i, f in messages]
             )
+        # Nothing waiting anywhere: block on every stream, high first in the reply.
+        streams_ids = {key: ">" for key in self.keys}
+        reply = self.client.xreadgroup(
+            self.group, self.name, streams_ids, count=self.batch, block=self._block_ms()
+        )
         order = {key: index for index, key in enumerate(self.keys)}
         entries = []
         for key, messages in sorted(reply or [], key=lambda item: order.get(item[0], 99)):

@@ -7,8 +7,8 @@ duplicate needs a worker to die between the SMTP server's reply and the commit.
 
 import logging
 import random
+import re
 import time
-import uuid
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -80,11 +80,12 @@ def parse_entries(stream, reply):
     return [Entry(stream, entry_id, fields or None) for entry_id, fields in reply]
 
 
+# A canonical UUID (what uuid4() prints): a regex is ten times cheaper than uuid.UUID().
+_EVENT_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
 def is_valid_event_id(value):
-    try:
-        return value is not None and str(uuid.UUID(value)) == value
-    except (ValueError, TypeError, AttributeError):
-        return False
+    return isinstance(value, str) and _EVENT_ID.fullmatch(value) is not None
 
 
 def backoff_seconds(attempts, *, base, cap):

@@ -51,6 +51,18 @@ class Keys:
         return f"{self._tag}:mail:sending:{event_id}"
 
 
+# XREADGROUP the streams in priority order and return the first that has entries: one
+# round trip, and atomic, so no default entry is taken while a high one waits.
+READ_BY_PRIORITY = """
+for _, key in ipairs(KEYS) do
+  local reply = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3],
+                           'STREAMS', key, '>')
+  if reply then return reply end
+end
+return false
+"""
+
+
 def entry_fields(delivery):
     """Return the stream fields of a delivery's event: flat strings, ids to re-read."""
     return {
