@@ -3,9 +3,8 @@
 import asyncio
 import email
 import email.policy
-import threading
-
 import socket
+import threading
 
 from aiosmtpd.controller import Controller
 

@@ -11,21 +11,9 @@ from datetime import UTC, datetime, timedelta
 
 from PIL import Image
 
+from tests.wording import booking_text
+
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
-MONTHS = [
-    "janeiro",
-    "fevereiro",
-    "março",
-    "abril",
-    "maio",
-    "junho",
-    "julho",
-    "agosto",
-    "setembro",
-    "outubro",
-    "novembro",
-    "dezembro",
-]
 
 
 def bearer(token):
@@ -117,10 +105,7 @@ def test_web_client_provider_dashboard(client, api, slot):
     [notice] = notifications.json
     assert set(notice) == {"_id", "content", "user", "read", "createdAt", "updatedAt"}
     assert isinstance(notice["_id"], str)
-    assert notice["content"] == (
-        f"Novo agendamento de Cliente para dia {start.day:02d} de "
-        f"{MONTHS[start.month - 1]}, às 9:00h"
-    )
+    assert notice["content"] == booking_text("Cliente", start)
     assert (notice["user"], notice["read"]) == (provider_id, False)
     assert ISO_MS.match(notice["createdAt"])
 

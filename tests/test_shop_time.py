@@ -11,22 +11,9 @@ import pytest
 
 from gobarber import shop_time
 from gobarber.errors import Invalid
+from tests.wording import booking_text
 
 ZONE = ZoneInfo("America/New_York")
-MONTHS = [
-    "janeiro",
-    "fevereiro",
-    "março",
-    "abril",
-    "maio",
-    "junho",
-    "julho",
-    "agosto",
-    "setembro",
-    "outubro",
-    "novembro",
-    "dezembro",
-]
 SLOT_TIMES = [f"{hour:02d}:00" for hour in range(8, 20)]
 
 
@@ -105,7 +92,7 @@ def test_booking_eight_local_stores_that_days_utc_instant(client, api, transitio
     ] * 11
     notifications = client.get("/notifications", headers=provider.headers).json
     assert [n["content"] for n in notifications] == [
-        f"Novo agendamento de Cliente para dia {day.day:02d} de {MONTHS[day.month - 1]}, às 8:00h"
+        booking_text("Cliente", datetime.combine(day, time(8)))
     ]
 
 

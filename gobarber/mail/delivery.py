@@ -135,9 +135,7 @@ def mark_dead(delivery, reason, *, attempt_failed=False):
         notify(user_id=user_id, content=text)
     transitions.record(
         transitions.DEAD,
-        event_id=delivery.event_id,
-        kind=delivery.kind,
-        attempt=delivery.attempts,
+        delivery,
         error=reason,
         attempt_failed=attempt_failed,
     )
@@ -238,21 +236,16 @@ class Deliverer:
             self._failed(entry, delivery, error, outcome)
             return
         delivery.status = SENT
-        delivery.sent_at = sent_at = now()
+        delivery.sent_at = now()
         delivery.last_error = None
-        # Read before the commit expires them: reading after would reload the row.
-        event_id, kind, attempt = delivery.event_id, delivery.kind, delivery.attempts
-        latency = (sent_at - delivery.created_at).total_seconds()
         db.session.commit()
         outcome.done.append(entry)
         outcome.sent += 1
         transitions.record(
             transitions.SENT,
-            event_id=event_id,
-            kind=kind,
-            attempt=attempt,
+            delivery,
             duration=time.monotonic() - started,
-            latency=latency,
+            latency=(delivery.sent_at - delivery.created_at).total_seconds(),
         )
 
     def _failed(self, entry, delivery, error, outcome):
@@ -270,9 +263,7 @@ class Deliverer:
         self.client.delete(self.keys.lock(entry.event_id))
         transitions.record(
             transitions.RETRIED,
-            event_id=delivery.event_id,
-            kind=delivery.kind,
-            attempt=delivery.attempts,
+            delivery,
             error=reason,
             attempt_failed=True,
             retry_in_s=round(delay, 2),

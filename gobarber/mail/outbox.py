@@ -65,9 +65,7 @@ def publish(delivery, client=None):
     db.session.commit()
     transitions.record(
         transitions.QUEUED,
-        event_id=delivery.event_id,
-        kind=delivery.kind,
-        attempt=delivery.attempts,
+        delivery,
         entry=entry_id,
     )
     return entry_id
@@ -136,9 +134,7 @@ def relay(*, unpublished_after, republish_after, limit=500, client=None):
     for row in rows:
         transitions.record(
             transitions.QUEUED,
-            event_id=row.event_id,
-            kind=row.kind,
-            attempt=row.attempts,
+            row,
             entry=row.stream_entry_id,
             reason="relay",
         )

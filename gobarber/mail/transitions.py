@@ -13,19 +13,11 @@ DEAD = "dead"
 
 
 def record(
-    state,
-    *,
-    event_id,
-    kind,
-    attempt=None,
-    duration=None,
-    error=None,
-    attempt_failed=False,
-    latency=None,
-    **extra,
+    state, delivery, *, duration=None, error=None, attempt_failed=False, latency=None, **extra
 ):
-    """Log a transition of a mail event (id, kind, attempt, duration) and count it."""
-    details = {"event_id": event_id, "kind": kind, "attempt": attempt}
+    """Log a transition of a delivery's event (id, kind, attempt, duration) and count it."""
+    kind = delivery.kind
+    details = {"event_id": delivery.event_id, "kind": kind, "attempt": delivery.attempts}
     if duration is not None:
         details["duration_ms"] = round(duration * 1000, 1)
     if latency is not None:

@@ -6,32 +6,11 @@ from datetime import UTC, date, timedelta
 
 import pytest
 
+from tests.wording import booking_text
+
 # Written out rather than asked of babel, so the test does not share the app's wording code.
-MONTHS_PT_BR = (
-    "janeiro",
-    "fevereiro",
-    "março",
-    "abril",
-    "maio",
-    "junho",
-    "julho",
-    "agosto",
-    "setembro",
-    "outubro",
-    "novembro",
-    "dezembro",
-)
 NOT_FOUND = {"error": "Notification not found"}
 TIMESTAMP = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
-
-
-def booking_text(customer_name, start):
-    """The contract's text for a booking at `start` (a shop-local datetime)."""
-    month = MONTHS_PT_BR[start.month - 1]
-    return (
-        f"Novo agendamento de {customer_name} para dia {start.day:02d} de {month}, "
-        f"às {start.hour}:00h"
-    )
 
 
 def days_until_next_months(day_of_month, slot):

@@ -13,9 +13,7 @@ def flask_cli(app):
 
     def run(*args):
         result = runner.invoke(args=list(args))
-        assert result.exception is None or isinstance(result.exception, SystemExit), (
-            result.output
-        )
+        assert result.exception is None or isinstance(result.exception, SystemExit), result.output
         return result
 
     return run
@@ -47,7 +45,8 @@ def test_status_json_tells_the_true_figures(flask_cli, known_state):
     assert default["lag"] == 2
     assert default["oldest_pending_age_s"] >= 0
     assert sorted((c["name"], c["pending"]) for c in default["consumers"]) == [
-        ("gone-worker", 3), ("worker-test", 0)
+        ("gone-worker", 3),
+        ("worker-test", 0),
     ]
     high = next(s for s in state["streams"] if s["priority"] == "high")
     assert (high["length"], high["pending"], high["lag"]) == (0, 0, 0)
@@ -81,8 +80,9 @@ def test_dead_lists_event_recipient_attempts_and_error(flask_cli, known_state):
     assert known_state["dead_event"] in table and "550" in table
 
 
-def test_retry_sends_once_even_when_run_twice(flask_cli, known_state, worker, smtp_server, shop,
-                                              redis_conn, keys):
+def test_retry_sends_once_even_when_run_twice(
+    flask_cli, known_state, worker, smtp_server, shop, redis_conn, keys
+):
     smtp_server.mailbox.refuse_recipients.clear()  # the operator fixed the address
     before = len(smtp_server.messages)
 
@@ -113,8 +113,9 @@ def test_retry_needs_an_event_or_all(flask_cli):
     assert "give one EVENT_ID or --all" in result.output
 
 
-def test_forget_consumer_requeues_what_it_held(flask_cli, known_state, worker, smtp_server,
-                                               redis_conn, keys):
+def test_forget_consumer_requeues_what_it_held(
+    flask_cli, known_state, worker, smtp_server, redis_conn, keys
+):
     output = flask_cli("queue", "forget-consumer", "gone-worker").output
     assert "requeued 3 entries" in output
     names = [c["name"] for c in redis_conn.xinfo_consumers(keys.stream("default"), keys.group)]

@@ -1,4 +1,4 @@
-"""The mail pipeline fixtures (worker, reaper, shop, keys) for the probe and admin page tests too."""
+"""The mail pipeline fixtures (worker, shop, keys...) for the probe and page tests too."""
 
 from tests.consumers.conftest import (  # noqa: F401 - fixtures, found by name
     config_overrides,

@@ -27,9 +27,16 @@ def browser():
         pytest.skip("Debian's chromium and chromium-driver are not installed")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     yield driver
@@ -92,9 +99,7 @@ def test_a_user_who_is_not_an_admin_is_refused(api, browser, live_url):
 
     sign_in(browser, live_url, customer)
 
-    refused = WebDriverWait(browser, 10).until(
-        seen.presence_of_element_located((By.ID, "refused"))
-    )
+    refused = WebDriverWait(browser, 10).until(seen.presence_of_element_located((By.ID, "refused")))
     assert "is not an operator" in refused.text
     assert browser.find_elements(By.ID, "streams") == []
 

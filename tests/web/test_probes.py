@@ -40,8 +40,15 @@ def test_health_follows_a_redis_that_stops_and_returns(database_url, tmp_path, s
     private = PrivateRedis(tmp_path)
     private.start()
     try:
-        app = create_app(make_config(database_url, tmp_path, REDIS_URL=private.url,
-                                     MAIL_SERVER="127.0.0.1", MAIL_PORT=smtp_server.port))
+        app = create_app(
+            make_config(
+                database_url,
+                tmp_path,
+                REDIS_URL=private.url,
+                MAIL_SERVER="127.0.0.1",
+                MAIL_PORT=smtp_server.port,
+            )
+        )
         client = app.test_client()
         assert client.get("/health").status_code == 200
 
@@ -57,8 +64,7 @@ def test_health_follows_a_redis_that_stops_and_returns(database_url, tmp_path, s
         private.stop()
 
 
-def test_metrics_parse_and_count_the_pipeline(client, shop, worker, smtp_server, redis_conn,
-                                              keys):
+def test_metrics_parse_and_count_the_pipeline(client, shop, worker, smtp_server, redis_conn, keys):
     from tests.consumers.test_worker import run_until_settled
 
     shop.cancellation()
@@ -81,8 +87,11 @@ def test_metrics_parse_and_count_the_pipeline(client, shop, worker, smtp_server,
     assert values[("gobarber_mail_sent_total", kind)] == 2
     assert values[("gobarber_mail_cancel_to_accepted_seconds_count", kind)] == 2
     assert values[("gobarber_mail_dead_letters", ())] == 1
-    cancels = (("method", "DELETE"), ("route", "/appointments/<id:appointment_id>"),
-               ("status", "200"))
+    cancels = (
+        ("method", "DELETE"),
+        ("route", "/appointments/<id:appointment_id>"),
+        ("status", "200"),
+    )
     assert values[("gobarber_http_requests_total", cancels)] == 3
     assert ("gobarber_mail_pending", (("priority", "default"),)) in values
 
@@ -95,11 +104,14 @@ def test_metrics_are_right_with_two_gunicorn_workers_and_a_mail_worker(
     from tests.processes import Processes, wait_until
 
     env = {
-        "APP_ENV": "production", "SECRET_KEY": app.config["SECRET_KEY"],
+        "APP_ENV": "production",
+        "SECRET_KEY": app.config["SECRET_KEY"],
         "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
         "REDIS_URL": app.config["REDIS_URL"],
         "MAIL_STREAM_PREFIX": app.config["MAIL_STREAM_PREFIX"],
-        "MAIL_SERVER": "127.0.0.1", "MAIL_PORT": smtp_server.port, "MAIL_BLOCK_MS": 200,
+        "MAIL_SERVER": "127.0.0.1",
+        "MAIL_PORT": smtp_server.port,
+        "MAIL_BLOCK_MS": 200,
     }
     processes = Processes(env, tmp_path / "logs")
     try:
@@ -122,9 +134,12 @@ def test_metrics_are_right_with_two_gunicorn_workers_and_a_mail_worker(
 
         assert wait_until(lambda: sent_counter() == 30, timeout=10, what="sent counter 30")
         text = http.call("GET", "/metrics").text
-        deletes = [s for f in text_string_to_metric_families(text) for s in f.samples
-                   if s.name == "gobarber_http_requests_total"
-                   and s.labels["method"] == "DELETE"]
+        deletes = [
+            s
+            for f in text_string_to_metric_families(text)
+            for s in f.samples
+            if s.name == "gobarber_http_requests_total" and s.labels["method"] == "DELETE"
+        ]
         assert sum(s.value for s in deletes) == 30
     finally:
         processes.stop_all()
