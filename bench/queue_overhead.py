@@ -2,9 +2,9 @@
 
 The pipeline's loop is the real MailWorker (`consumers/worker.py`) with the real
 Deliverer (`gobarber/mail/delivery.py`), whose per-entry handling is replaced by "done":
-what is left is the worker's XREADGROUP (high stream first, then both), the per-event send
-lock (SET NX PX, one pipeline a batch) and the settle step (MULTI: XACK + XDEL + DEL of
-the locks). Against it, on the same private Redis with the same backlog:
+what is left is the worker's read (one script call: XREADGROUP on the high stream, the
+default one only when high is empty), the per-event send locks (SET NX PX, one script call
+a batch) and the settle step (MULTI: XACK + XDEL + DEL of the locks). Against it, on the same private Redis with the same backlog:
 (a) a bare redis-py loop, XREADGROUP COUNT n then one XACK a batch: the limit for Python;
 (b) Bee-Queue (npm) at concurrency 1 and 10; (c) Celery, RQ and Dramatiq no-op workers.
 The pipeline's bookkeeping per event (the delivery row read, the render's reads, the
@@ -188,8 +188,8 @@ def run(*, full, workdir):
             "pipeline: MailWorker.loop() + Deliverer, handler does nothing",
             total / ours_s,
             "entries/s",
-            f"{passes} loop passes of up to {batch}; read high then both streams, SET NX lock "
-            "per event, MULTI XACK+XDEL+DEL a batch",
+            f"{passes} loop passes of up to {batch}; one read script (high, else default), one "
+            "lock script (SET NX PX per event), MULTI XACK+XDEL+DEL a batch",
         )
         url = sys_.redis.url
         bees = {}
