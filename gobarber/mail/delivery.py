@@ -193,10 +193,27 @@ class Deliverer:
             try:
                 self._handle_in_context(entry, smtp, outcome)
             except (SQLAlchemyError, redis.RedisError) as error:
+                # The database or Redis failed, not the mail: look at it again later.
+                self._leave(entry, error, outcome)
+            except Exception as error:  # noqa: BLE001
+                # A bug or data the code cannot handle: a failed attempt like any other, so
+                # it ends dead-lettered rather than crashing the worker or looping forever.
                 db.session.rollback()
-                log.error("mail event %s left pending: %s", entry.event_id, error)
-                outcome.left.append(entry)
-                self.client.delete(self.keys.lock(entry.event_id))
+                log.exception("mail event %s failed unexpectedly", entry.event_id)
+                try:
+                    delivery = db.session.scalar(
+                        select(MailDelivery).where(MailDelivery.event_id == entry.event_id)
+                    )
+                    delivery.attempts += 1
+                    self._failed(entry, delivery, error, outcome)
+                except (SQLAlchemyError, redis.RedisError) as second:
+                    self._leave(entry, second, outcome)
+
+    def _leave(self, entry, error, outcome):
+        db.session.rollback()
+        log.error("mail event %s left pending: %s", entry.event_id, error)
+        outcome.left.append(entry)
+        self.client.delete(self.keys.lock(entry.event_id))
 
     def _handle_in_context(self, entry, smtp, outcome):
         # The appointment and its people come with the row, so rendering reads the

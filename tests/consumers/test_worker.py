@@ -249,3 +249,24 @@ def test_the_loop_recreates_a_group_redis_lost(shop, worker, smtp_server, redis_
     run(worker, worker.stop)
 
     assert len(smtp_server.messages) == 1
+
+
+def test_a_mail_that_cannot_be_rendered_is_retried_then_dead_lettered(
+    app, shop, worker, smtp_server, redis_conn, keys, tmp_path
+):
+    from jinja2 import ChoiceLoader, FileSystemLoader
+
+    # A broken template deployed by mistake: rendering raises for every mail.
+    (tmp_path / "mail").mkdir()
+    (tmp_path / "mail" / "cancellation.txt").write_text("{{ provider.missing.attribute }}")
+    app.jinja_env.loader = ChoiceLoader([FileSystemLoader(tmp_path), app.jinja_env.loader])
+    canceled = shop.cancellation()
+
+    run_until_settled(worker, lambda: shop.delivery(canceled["id"]).status == "failed")
+
+    delivery = shop.delivery(canceled["id"])
+    assert delivery.attempts == app.config["MAIL_MAX_ATTEMPTS"]
+    assert "UndefinedError" in delivery.last_error
+    assert smtp_server.messages == []
+    assert pending(redis_conn, keys) == 0
+    assert len(redis_conn.xrange(keys.dead)) == 1
