@@ -4,7 +4,7 @@ import sys
 
 from dotenv import load_dotenv
 
-from gobarber import create_app
+from gobarber import create_app, logs
 from gobarber.config import ConfigError
 from gobarber.database import ServiceUnreachable, check_reachable
 
@@ -19,3 +19,4 @@ except (ConfigError, ServiceUnreachable) as error:
     # 4 is gunicorn's "app failed to load": the master stops instead of respawning the
     # worker forever, as it does for any other exit status.
     sys.exit(APP_LOAD_ERROR)
+logs.configure(app, "web")
