@@ -38,16 +38,16 @@ class Reaper:
         self.batch = config["REAPER_BATCH_SIZE"]
         self.interval = config["REAPER_INTERVAL"]
         self.passes = 0
-        self.names = streams.Keys.of(app)
-        self.keys = self.names.streams
-        self.group = self.names.group
+        self.redis_keys = streams.Keys.of(app)
+        self.stream_keys = self.redis_keys.streams
+        self.group = self.redis_keys.group
 
     def initialize(self):
-        streams.ensure_groups(self.client, self.names)
+        streams.ensure_groups(self.client, self.redis_keys)
         log.info(
             "reaper %s watching %s (visibility %ds)",
             self.name,
-            self.keys,
+            self.stream_keys,
             self.visibility_ms // 1000,
         )
 
@@ -55,7 +55,7 @@ class Reaper:
         if self.passes:
             self.stop.wait(self.interval)
         self.passes += 1
-        reclaimed = sum(self.reclaim(key) for key in self.keys)
+        reclaimed = sum(self.reclaim(key) for key in self.stream_keys)
         relayed = self.relay()
         if reclaimed or relayed:
             log.info("reaper %s: %d reclaimed, %d relayed", self.name, reclaimed, relayed)
@@ -115,7 +115,10 @@ class Reaper:
         db.session.commit()
         if back:
             moved = requeue_entries(
-                self.client, self.names, key, [(entry.entry_id, entry.fields) for entry in back]
+                self.client,
+                self.redis_keys,
+                key,
+                [(entry.entry_id, entry.fields) for entry in back],
             )
             for event_id, new_id in moved:
                 log.info(
@@ -125,7 +128,7 @@ class Reaper:
                 )
             outbox.record_entry_ids(moved)
             db.session.commit()
-        finish(self.client, self.names, outcome)
+        finish(self.client, self.redis_keys, outcome)
         if deleted:
             self._republish_deleted(deleted)
 

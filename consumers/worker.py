@@ -33,10 +33,10 @@ class MailWorker:
         self.client = app.extensions["redis"]
         self.batch = app.config["MAIL_BATCH_SIZE"]
         self.block_ms = app.config["MAIL_BLOCK_MS"]
-        self.names = streams.Keys.of(app)
-        self.keys = self.names.streams
-        self.group = self.names.group
-        self.history = {key: "0" for key in self.keys}  # own pending entries, read first
+        self.redis_keys = streams.Keys.of(app)
+        self.stream_keys = self.redis_keys.streams
+        self.group = self.redis_keys.group
+        self.history = {key: "0" for key in self.stream_keys}  # own pending entries, read first
         self.retry_at = {}  # (stream, entry id) -> monotonic time it is due
         self.read_by_priority = self.client.register_script(streams.READ_BY_PRIORITY)
         self.deliverer = Deliverer(
@@ -44,8 +44,8 @@ class MailWorker:
         )
 
     def initialize(self):
-        streams.ensure_groups(self.client, self.names)
-        log.info("worker %s reading %s as group %s", self.name, self.keys, self.group)
+        streams.ensure_groups(self.client, self.redis_keys)
+        log.info("worker %s reading %s as group %s", self.name, self.stream_keys, self.group)
 
     def loop(self):
         entries = self._next_entries()
@@ -92,7 +92,9 @@ class MailWorker:
         return entries
 
     def _read_new(self):
-        waiting = self.read_by_priority(keys=self.keys, args=[self.group, self.name, self.batch])
+        waiting = self.read_by_priority(
+            keys=self.stream_keys, args=[self.group, self.name, self.batch]
+        )
         if waiting:
             [(key, messages)] = waiting
             # A script's reply is raw: each entry's fields come as a flat list.
@@ -100,11 +102,11 @@ class MailWorker:
                 key, [(i, dict(zip(f[::2], f[1::2], strict=True))) for i, f in messages]
             )
         # Nothing waiting anywhere: block on every stream, high first in the reply.
-        streams_ids = {key: ">" for key in self.keys}
+        streams_ids = {key: ">" for key in self.stream_keys}
         reply = self.client.xreadgroup(
             self.group, self.name, streams_ids, count=self.batch, block=self._block_ms()
         )
-        order = {key: index for index, key in enumerate(self.keys)}
+        order = {key: index for index, key in enumerate(self.stream_keys)}
         entries = []
         for key, messages in sorted(reply or [], key=lambda item: order.get(item[0], 99)):
             entries += parse_entries(key, messages)
