@@ -75,6 +75,8 @@ def from_environment():
         "SQLALCHEMY_DATABASE_URI": database_uri(_env("DATABASE_URL", "sqlite:///gobarber.db")),
         "REDIS_URL": _env("REDIS_URL", "redis://localhost:6379/0"),
         "APP_URL": _env("APP_URL", f"http://localhost:{port}").rstrip("/"),
+        # The admin page's session cookie: not sent on cross-site requests.
+        "SESSION_COOKIE_SAMESITE": "Lax",
         "PORT": port,
         "SHOP_TIMEZONE": timezone,
         "SHOP_SLOTS": parse_slots(_env("SHOP_SLOTS", DEFAULT_SLOTS)),

@@ -37,7 +37,21 @@ def authenticate():
     g.user = user_from_token(token=words[1])
 
 
+def _has_nul(value):
+    """Tell whether a decoded JSON value holds a NUL character anywhere."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(item) for item in value)
+    return False
+
+
 def _validate(model, data, invalid):
+    # PostgreSQL text cannot hold NUL; refuse it here rather than fail in the database.
+    if _has_nul(data):
+        raise Invalid(invalid)
     try:
         return model.model_validate(data)
     except ValidationError:

@@ -61,7 +61,10 @@ def store_upload(*, stream, filename):
         extension = allowed[0]
     path = secrets.token_hex(16) + extension
     (upload_folder() / path).write_bytes(data)
-    record = File(name=(filename or path)[:255], path=path)
+    # The client's name is kept for display only; control characters (NUL among them,
+    # which PostgreSQL text refuses) are dropped.
+    shown = "".join(ch for ch in (filename or "") if ch.isprintable())[:255] or path
+    record = File(name=shown, path=path)
     db.session.add(record)
     db.session.commit()
     return record

@@ -412,3 +412,37 @@ def test_a_route_or_method_that_does_not_exist(client, victim, method, path, sta
     response = send(client, victim.customer, method, path, json={})
     assert_refused(response, status, error)
     assert_nothing_lost(client, victim)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"name": "Ana\x00", "email": "nul@barber.example.com", "password": "secret123"},
+        {"name": "Ana", "email": "nul2@barber.example.com", "password": "secret\x00123"},
+        {
+            "name": "Ana",
+            "email": "nul3@barber.example.com",
+            "password": "secret123",
+            "extra\x00key": 1,
+        },
+    ],
+)
+def test_nul_characters_are_refused_not_a_500(client, body):
+    answer = client.post("/users", json=body)
+    assert answer.status_code == 400
+    assert answer.json == {"error": "Validation fails"}
+
+
+def test_an_upload_name_with_control_characters_is_stored_cleaned(client, api):
+    person = api.person("Uploader")
+    data = io.BytesIO()
+    Image.new("RGB", (2, 2)).save(data, "PNG")
+    data.seek(0)
+    answer = client.post(
+        "/files",
+        data={"file": (data, "a\x00b\x07.png")},
+        headers=person.headers,
+        content_type="multipart/form-data",
+    )
+    assert answer.status_code == 200
+    assert answer.json["name"] == "ab.png"
