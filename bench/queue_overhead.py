@@ -4,7 +4,8 @@ The pipeline's loop is the real MailWorker (`consumers/worker.py`) with the real
 Deliverer (`gobarber/mail/delivery.py`), whose per-entry handling is replaced by "done":
 what is left is the worker's read (one script call: XREADGROUP on the high stream, the
 default one only when high is empty), the per-event send locks (SET NX PX, one script call
-a batch) and the settle step (MULTI: XACK + XDEL + DEL of the locks). Against it, on the same private Redis with the same backlog:
+a batch) and the settle step (MULTI: XACK + XDEL + DEL of the locks). Against it, on the
+same private Redis with the same backlog:
 (a) a bare redis-py loop, XREADGROUP COUNT n then one XACK a batch: the limit for Python;
 (b) Bee-Queue (npm) at concurrency 1 and 10; (c) Celery, RQ and Dramatiq no-op workers.
 The pipeline's bookkeeping per event (the delivery row read, the render's reads, the

@@ -145,32 +145,11 @@ class System:
     def web(self, workers=2):
         """Start gunicorn on bench_app (the real app plus the benchmark's routes); return
         its base URL once it answers."""
-        import requests
-
-        port = free_port()
-        self.processes.start(
-            "web",
-            str(Path(sys.executable).parent / "gunicorn"),
-            "--preload",
-            "--workers",
-            str(workers),
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--pythonpath",
-            str(BENCH),
-            "bench_app:app",
+        return self.processes.web(
+            workers,
+            target=("--pythonpath", str(BENCH), "bench_app:app"),
+            probe="/bench/ping",
         )
-        url = f"http://127.0.0.1:{port}"
-
-        def answers():
-            try:
-                return requests.get(f"{url}/bench/ping", timeout=1).status_code == 200
-            except requests.RequestException:
-                self.processes.assert_alive("web")
-                return False
-
-        wait_until(answers, timeout=30, what="gunicorn to answer")
-        return url
 
     # ---- data ------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ SQLite file instead, as the zero-setup default does.
 
 import os
 import uuid
+from contextlib import contextmanager
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -110,15 +111,24 @@ def config_overrides():
     return {}
 
 
+@contextmanager
+def running_app(database_url, tmp_path, **overrides):
+    """An app on emptied tables with a Redis prefix of its own, cleaned up after."""
+    app = create_app(make_config(database_url, tmp_path, **overrides))
+    clean_database(app)
+    try:
+        yield app
+    finally:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+        clean_redis(app.config["MAIL_STREAM_PREFIX"])
+
+
 @pytest.fixture
 def app(database_url, tmp_path, config_overrides):
-    app = create_app(make_config(database_url, tmp_path, **config_overrides))
-    clean_database(app)
-    yield app
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
-    clean_redis(app.config["MAIL_STREAM_PREFIX"])
+    with running_app(database_url, tmp_path, **config_overrides) as app:
+        yield app
 
 
 @pytest.fixture
@@ -202,7 +212,6 @@ class QueryCounter:
 @pytest.fixture
 def count_queries(app):
     """Count the SQL statements run inside a `with count_queries() as counter:` block."""
-    from contextlib import contextmanager
 
     @contextmanager
     def counting():

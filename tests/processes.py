@@ -45,7 +45,8 @@ class Processes:
         self.running[name] = (process, log)
         return process
 
-    def web(self, workers=2):
+    def web(self, workers=2, *, target=("wsgi:app",), probe="/openapi.json"):
+        """Start gunicorn as the Procfile does; return its base URL once `probe` answers."""
         port = free_port()
         self.start(
             "web",
@@ -55,13 +56,13 @@ class Processes:
             str(workers),
             "--bind",
             f"127.0.0.1:{port}",
-            "wsgi:app",
+            *target,
         )
         url = f"http://127.0.0.1:{port}"
 
         def answers():
             try:
-                return requests.get(f"{url}/openapi.json", timeout=1).status_code == 200
+                return requests.get(f"{url}{probe}", timeout=1).status_code == 200
             except requests.RequestException:
                 self.assert_alive("web")
                 return False

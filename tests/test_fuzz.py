@@ -15,8 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gobarber import create_app
-from gobarber.extensions import db
-from tests.conftest import Api, clean_database, clean_redis, make_config, shop_slot
+from tests.conftest import Api, running_app, shop_slot
 
 TOKEN_REFUSALS = ({"error": "Token not provided"}, {"error": "Token invalid"})
 
@@ -36,13 +35,8 @@ OPERATIONS = _operations()
 @pytest.fixture(scope="module")
 def fuzz_app(database_url, tmp_path_factory):
     """One app for the whole module, so the data set up once lives across every example."""
-    app = create_app(make_config(database_url, tmp_path_factory.mktemp("fuzz")))
-    clean_database(app)
-    yield app
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
-    clean_redis(app.config["MAIL_STREAM_PREFIX"])
+    with running_app(database_url, tmp_path_factory.mktemp("fuzz")) as app:
+        yield app
 
 
 @pytest.fixture(scope="module")
