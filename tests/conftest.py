@@ -22,6 +22,8 @@ from gobarber import create_app
 from gobarber.extensions import db
 from tests.smtp_server import SmtpServer
 
+pytest_plugins = ["tests.pipeline"]
+
 ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 USE_SQLITE = os.environ.get("TEST_DATABASE", "postgresql") == "sqlite"

@@ -1,47 +1,11 @@
-"""End-to-end fixtures: the real processes, configured for short timeouts."""
+"""End-to-end helpers: the mobile client over real HTTP, and what the outbox and Redis hold."""
 
-import pytest
 import requests
 from sqlalchemy import select
 
 from gobarber.extensions import db
 from gobarber.mail import streams
 from gobarber.models import MailDelivery
-from tests.processes import Processes
-
-pytestmark = pytest.mark.postgres_only
-
-
-@pytest.fixture
-def pipeline_env(app, smtp_server, tmp_path):
-    """Settings for the processes: this test's database, Redis prefix and SMTP server."""
-    return {
-        "APP_ENV": "production",
-        "SECRET_KEY": app.config["SECRET_KEY"],
-        "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
-        "REDIS_URL": app.config["REDIS_URL"],
-        "MAIL_STREAM_PREFIX": app.config["MAIL_STREAM_PREFIX"],
-        "UPLOAD_FOLDER": str(tmp_path / "uploads"),
-        "MAIL_SERVER": "127.0.0.1",
-        "MAIL_PORT": smtp_server.port,
-        "MAIL_TIMEOUT": 2,
-        "MAIL_VISIBILITY_TIMEOUT": 3,
-        "MAIL_RETRY_BASE": 0.1,
-        "MAIL_RETRY_MAX": 1,
-        "MAIL_BLOCK_MS": 200,
-        "MAIL_BATCH_SIZE": 10,
-        "REAPER_INTERVAL": 0.5,
-        "MAIL_RELAY_AFTER": 1,
-        "MAIL_REPUBLISH_AFTER": 2,
-        "LOG_LEVEL": "INFO",
-    }
-
-
-@pytest.fixture
-def processes(pipeline_env, tmp_path):
-    running = Processes(pipeline_env, tmp_path / "logs")
-    yield running
-    running.stop_all()
 
 
 class Client:

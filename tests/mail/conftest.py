@@ -1,10 +1,3 @@
-"""The mail pipeline fixtures (worker, reaper, shop, keys) for the operations tests too."""
+"""These tests' app sends its mail to the test SMTP server."""
 
-from tests.consumers.conftest import (  # noqa: F401 - fixtures, found by name
-    config_overrides,
-    keys,
-    reaper,
-    redis_conn,
-    shop,
-    worker,
-)
+from tests.pipeline import pipeline_config as config_overrides  # noqa: F401 - a fixture

@@ -5,7 +5,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gobarber import create_app
 from tests.conftest import make_config
-from tests.processes import PrivateRedis
+from tests.e2e.conftest import Client
+from tests.processes import PrivateRedis, wait_until
 
 
 def metric_values(client):
@@ -98,48 +99,31 @@ def test_metrics_parse_and_count_the_pipeline(client, shop, worker, smtp_server,
 
 @pytest.mark.postgres_only
 def test_metrics_are_right_with_two_gunicorn_workers_and_a_mail_worker(
-    app, slot, smtp_server, tmp_path
+    slot, smtp_server, processes
 ):
-    from tests.e2e.conftest import Client
-    from tests.processes import Processes, wait_until
+    url = processes.web(workers=2)
+    http = Client(url)
+    _, token = http.person("Cliente", "cliente@barber.example.com")
+    ids = http.book_many(30, token, slot)
+    processes.worker("metrics-worker")
+    for appointment_id in ids:
+        assert http.call("DELETE", f"/appointments/{appointment_id}", token).status_code == 200
+    wait_until(lambda: len(smtp_server.messages) == 30, timeout=60, what="30 mails")
 
-    env = {
-        "APP_ENV": "production",
-        "SECRET_KEY": app.config["SECRET_KEY"],
-        "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
-        "REDIS_URL": app.config["REDIS_URL"],
-        "MAIL_STREAM_PREFIX": app.config["MAIL_STREAM_PREFIX"],
-        "MAIL_SERVER": "127.0.0.1",
-        "MAIL_PORT": smtp_server.port,
-        "MAIL_BLOCK_MS": 200,
-    }
-    processes = Processes(env, tmp_path / "logs")
-    try:
-        url = processes.web(workers=2)
-        http = Client(url)
-        _, token = http.person("Cliente", "cliente@barber.example.com")
-        ids = http.book_many(30, token, slot)
-        processes.worker("metrics-worker")
-        for appointment_id in ids:
-            assert http.call("DELETE", f"/appointments/{appointment_id}", token).status_code == 200
-        wait_until(lambda: len(smtp_server.messages) == 30, timeout=60, what="30 mails")
-
-        def sent_counter():
-            text = http.call("GET", "/metrics").text
-            for family in text_string_to_metric_families(text):
-                for sample in family.samples:
-                    if sample.name == "gobarber_mail_sent_total":
-                        return sample.value
-            return 0
-
-        assert wait_until(lambda: sent_counter() == 30, timeout=10, what="sent counter 30")
+    def sent_counter():
         text = http.call("GET", "/metrics").text
-        deletes = [
-            s
-            for f in text_string_to_metric_families(text)
-            for s in f.samples
-            if s.name == "gobarber_http_requests_total" and s.labels["method"] == "DELETE"
-        ]
-        assert sum(s.value for s in deletes) == 30
-    finally:
-        processes.stop_all()
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == "gobarber_mail_sent_total":
+                    return sample.value
+        return 0
+
+    assert wait_until(lambda: sent_counter() == 30, timeout=10, what="sent counter 30")
+    text = http.call("GET", "/metrics").text
+    deletes = [
+        s
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+        if s.name == "gobarber_http_requests_total" and s.labels["method"] == "DELETE"
+    ]
+    assert sum(s.value for s in deletes) == 30
