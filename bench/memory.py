@@ -13,7 +13,7 @@ from report import figure, ratio, result
 from system import system
 
 from consumers.loop import Stop
-from gobarber.mail import streams
+from gobarber.mail.queue import Priority
 
 CHUNK = 1000
 
@@ -31,22 +31,23 @@ def run(*, full, workdir):
         "the worker's read/lock/ack/delete; INFO used_memory before, peak and after.",
     )
     with system(workdir / "memory", MAIL_BATCH_SIZE=50) as sys_:
-        client, keys = sys_.redis_client, sys_.keys
-        streams.ensure_groups(client, keys)
+        queue = sys_.queue
+        client = queue.redis
+        queue.ensure_group()
         worker = NoopWorker(sys_.app, stop=Stop(), name="bench-memory")
         worker.initialize()
         before, peak = used(client), 0
-        lengths_before = {key: client.xlen(key) for key in keys.streams}
+        lengths_before = {key: client.xlen(key) for key in queue.stream_keys}
         for start in range(0, total, CHUNK):
-            fill(client, keys.stream(streams.DEFAULT), min(CHUNK, total - start))
+            fill(client, queue.stream_key(Priority.DEFAULT), min(CHUNK, total - start))
             peak = max(peak, used(client))
             while worker.settled < start + min(CHUNK, total - start):
                 worker.loop()
         after = used(client)
-        lengths = {key: client.xlen(key) for key in keys.streams}
-        pending = sum(client.xpending(key, keys.group)["pending"] for key in keys.streams)
-        locks = sum(1 for _ in client.scan_iter(match=keys.lock("*"), count=1000))
-        stream_bytes = sum(client.memory_usage(key) or 0 for key in keys.streams)
+        lengths = {key: client.xlen(key) for key in queue.stream_keys}
+        pending = sum(client.xpending(key, queue.group)["pending"] for key in queue.stream_keys)
+        locks = sum(1 for _ in client.scan_iter(match=queue.lock_key("*"), count=1000))
+        stream_bytes = sum(client.memory_usage(key) or 0 for key in queue.stream_keys)
     figure(res, "used_memory before", before / 1024, "KiB")
     figure(res, "used_memory peak (a chunk of 1,000 waiting)", peak / 1024, "KiB")
     figure(res, "used_memory after", after / 1024, "KiB")

@@ -28,8 +28,8 @@ from consumers.loop import Stop
 from consumers.worker import MailWorker
 from gobarber.extensions import db
 from gobarber.mail import delivery as delivery_module
-from gobarber.mail import streams
 from gobarber.mail.delivery import Deliverer
+from gobarber.mail.queue import Priority
 
 FIELDS = {"kind": "cancellation", "appointment_id": "1", "created_at": "0"}
 
@@ -38,7 +38,7 @@ class NoopDeliverer(Deliverer):
     """The real Deliverer, with the handling of an entry reduced to "done"."""
 
     def _handle(self, entry, smtp, outcome):
-        outcome.done.append(entry)
+        outcome.acked.append(entry)
 
 
 class NoopWorker(MailWorker):
@@ -47,13 +47,17 @@ class NoopWorker(MailWorker):
     def __init__(self, app, **kwargs):
         super().__init__(app, **kwargs)
         self.deliverer = NoopDeliverer(
-            app, consumer=self.name, client=self.client, should_stop=self.stop.is_set
+            app,
+            queue=self.queue,
+            consumer=self.name,
+            notify=self.deliverer.notify,
+            should_stop=self.stop.is_set,
         )
         self.settled = 0
 
-    def _settle(self, outcome):
-        super()._settle(outcome)
-        self.settled += len(outcome.done)
+    def _schedule(self, outcome):
+        super()._schedule(outcome)
+        self.settled += len(outcome.acked)
 
 
 def fill(client, stream, total, *, fields=None):
@@ -67,9 +71,9 @@ def fill(client, stream, total, *, fields=None):
 
 def pipeline_loop(sys_, total):
     """Drain `total` entries with the no-op MailWorker; return (seconds, batches)."""
-    client, keys = sys_.redis_client, sys_.keys
-    streams.ensure_groups(client, keys)
-    fill(client, keys.stream(streams.DEFAULT), total)
+    queue = sys_.queue
+    queue.ensure_group()
+    fill(queue.redis, queue.stream_key(Priority.DEFAULT), total)
     worker = NoopWorker(sys_.app, stop=Stop(), name="bench-noop")
     worker.initialize()
     started, passes = time.perf_counter(), 0
@@ -138,7 +142,7 @@ def bookkeeping(sys_, total):
     """Run the real Deliverer with a null SMTP session over `total` seeded cancellations:
     return (seconds, SQL statements)."""
     sys_.cancellations(total)
-    app, client, keys = sys_.app, sys_.redis_client, sys_.keys
+    app, queue = sys_.app, sys_.queue
     worker = MailWorker(app, stop=Stop(), name="bench-books")
     worker.initialize()
     statements = []
@@ -159,7 +163,7 @@ def bookkeeping(sys_, total):
             seconds = time.perf_counter() - started
     finally:
         event.remove(engine, "before_cursor_execute", count)
-    assert client.xlen(keys.stream(streams.DEFAULT)) == 0
+    assert queue.redis.xlen(queue.stream_key(Priority.DEFAULT)) == 0
     return seconds, len(statements)
 
 

@@ -16,7 +16,7 @@ from system import system
 
 from consumers.loop import Stop
 from consumers.reaper import Reaper
-from gobarber.mail import streams
+from gobarber.mail.queue import Priority
 
 VISIBILITY_S = 2
 
@@ -38,9 +38,10 @@ def run(*, full, workdir):
         MAIL_BATCH_SIZE=50,
     ) as sys_:
         sys_.cancellations(total)
-        client, keys = sys_.redis_client, sys_.keys
-        stream = keys.stream(streams.DEFAULT)
-        taken = client.xreadgroup(keys.group, "dead-worker", {stream: ">"}, count=total)
+        queue = sys_.queue
+        client = queue.redis
+        stream = queue.stream_key(Priority.DEFAULT)
+        taken = client.xreadgroup(queue.group, "dead-worker", {stream: ">"}, count=total)
         assert sum(len(messages) for _, messages in taken) == total
         workers = [sys_.processes.worker(f"worker-{n}") for n in (1, 2)]
         time.sleep(VISIBILITY_S + 0.5)
@@ -49,7 +50,7 @@ def run(*, full, workdir):
         started = time.perf_counter()
         reaper.loop()
         reclaim_s = time.perf_counter() - started
-        left = client.xpending(stream, keys.group)
+        left = client.xpending(stream, queue.group)
         dead_pending = {c["name"]: c["pending"] for c in left["consumers"]}.get("dead-worker", 0)
         assert dead_pending == 0, f"{dead_pending} entries still pending for the dead consumer"
         delivered_s = sys_.wait_sent(total, timeout=900) + reclaim_s

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
-sys.path[:0] = [str(BENCH), str(BENCH.parent)]  # bench modules, and tests/ helpers
+sys.path.insert(0, str(BENCH))  # the bench modules; gobarber is installed (pip install -e .)
 
 import cancel_latency  # noqa: E402
 import mail_throughput  # noqa: E402

@@ -23,14 +23,14 @@ from sqlalchemy import insert, select
 from sqlalchemy.engine import make_url
 
 from gobarber import create_app
-from gobarber.extensions import db
-from gobarber.mail import streams
+from gobarber.extensions import db, mail_queue, redis_store
+from gobarber.mail.outbox import entry_fields
+from gobarber.mail.queue import Priority
 from gobarber.models import Appointment, MailDelivery, User
-from gobarber.models.mail_delivery import CANCELLATION, QUEUED
+from gobarber.models.mail_delivery import DeliveryStatus, MailKind
 from gobarber.services.passwords import hash_password
 from gobarber.services.users import issue_token
-from tests.processes import PrivateRedis, Processes, wait_until
-from tests.smtp_server import free_port
+from gobarber.testing import PrivateRedis, Processes, free_port, wait_until
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -120,11 +120,11 @@ class System:
 
     @property
     def redis_client(self):
-        return self.app.extensions["redis"]
+        return redis_store.get(self.app)
 
     @property
-    def keys(self):
-        return streams.Keys.of(self.app)
+    def queue(self):
+        return mail_queue.get(self.app)
 
     def close(self):
         if getattr(self, "processes", None) is not None:
@@ -231,11 +231,11 @@ class System:
         deliveries = [
             MailDelivery(
                 event_id=str(uuid.uuid4()),
-                kind=CANCELLATION,
-                priority=streams.DEFAULT,
+                kind=MailKind.CANCELLATION,
+                priority=Priority.DEFAULT,
                 appointment_id=appointment_id,
                 recipient=f"Barbeiro <{names[placed[appointment_id]]}>",
-                status=QUEUED,
+                status=DeliveryStatus.QUEUED,
                 attempts=0,
                 created_at=now,
             )
@@ -249,7 +249,7 @@ class System:
                 "priority": d.priority,
                 "appointment_id": d.appointment_id,
                 "recipient": d.recipient,
-                "status": QUEUED,
+                "status": DeliveryStatus.QUEUED,
                 "attempts": 0,
                 "created_at": now,
                 "published_at": now,
@@ -264,13 +264,13 @@ class System:
         return [d.event_id for d in deliveries]
 
     def publish(self, deliveries, chunk=1000):
-        """XADD the events of `deliveries` (the fields `streams.add` writes)."""
-        client, keys, entry_ids = self.redis_client, self.keys, []
-        streams.ensure_groups(client, keys)
+        """XADD the events of `deliveries` as the outbox would, 1,000 a round trip."""
+        queue, entry_ids = self.queue, []
+        queue.ensure_group()
         for start in range(0, len(deliveries), chunk):
-            pipe = client.pipeline(transaction=False)
+            pipe = queue.redis.pipeline(transaction=False)
             for delivery in deliveries[start : start + chunk]:
-                pipe.xadd(keys.stream(delivery.priority), streams.entry_fields(delivery))
+                pipe.xadd(queue.stream_key(delivery.priority), entry_fields(delivery))
             entry_ids += pipe.execute()
         return entry_ids
 

@@ -8,6 +8,7 @@ hot spin; the process keeps running and recovers when the service returns.
 import argparse
 import logging
 import signal
+import socket
 import sys
 import threading
 
@@ -16,13 +17,20 @@ from dotenv import load_dotenv
 from sqlalchemy.exc import SQLAlchemyError
 
 from gobarber import create_app, logs
+from gobarber.backoff import compute_backoff
 from gobarber.config import ConfigError
-from gobarber.database import ServiceUnreachable, check_reachable
+from gobarber.readiness import ServiceUnreachable, check_services
 
 log = logging.getLogger(__name__)
 
 RECOVERABLE = (redis.RedisError, SQLAlchemyError, OSError)
-MAX_BACKOFF_S = 30.0
+ERROR_BACKOFF_BASE_S = 0.5
+ERROR_BACKOFF_MAX_S = 30.0
+
+
+def consumer_name(app, kind):
+    """A name that survives restarts of the same process slot on the same host."""
+    return app.config.get("MAIL_CONSUMER_NAME") or f"{socket.gethostname()}-{kind}"
 
 
 class Stop:
@@ -46,11 +54,6 @@ class Stop:
         signal.signal(signal.SIGINT, self.set)
 
 
-def error_backoff(failures, *, cap=MAX_BACKOFF_S):
-    """Seconds to wait after `failures` consecutive errors: 0.5, 1, 2, ... up to `cap`."""
-    return min(cap, 0.5 * 2 ** (failures - 1))
-
-
 def run(consumer, stop, *, once=False):
     """Run `consumer` until `stop` is set (or for one pass with `once`)."""
     failures = 0
@@ -72,7 +75,7 @@ def run(consumer, stop, *, once=False):
             initialized = False
         except RECOVERABLE as error:
             failures += 1
-            delay = error_backoff(failures)
+            delay = compute_backoff(failures, base=ERROR_BACKOFF_BASE_S, cap=ERROR_BACKOFF_MAX_S)
             log.warning("%s: %s; retrying in %.1fs", consumer.name, error, delay)
             stop.wait(delay)
     consumer.shutdown()
@@ -87,7 +90,7 @@ def main(kind, build, description, argv=None):
     load_dotenv()
     try:
         app = create_app()
-        check_reachable(app)
+        check_services(app)
     except (ConfigError, ServiceUnreachable) as error:
         sys.exit(f"gobarber: {error}")
     logs.configure(app, kind)

@@ -44,7 +44,8 @@ def register_extensions(app):
     extensions.migrate.init_app(app, extensions.db, directory=MIGRATIONS)
     extensions.mail.init_app(app)
     extensions.cors.init_app(app)
-    extensions.redis_client.init_app(app)
+    extensions.redis_store.init_app(app)
+    extensions.mail_queue.init_app(app)
 
 
 def register_blueprints(app):

@@ -8,17 +8,12 @@ from flask import current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
 
-from gobarber.extensions import db
-from gobarber.mail import queue as mail_queue
-from gobarber.mail import streams
+from gobarber.extensions import db, mail_queue
+from gobarber.mail import operations
 from gobarber.models import User
 
 queue_cli = AppGroup("queue", help="See the mail queue, its dead letters, and retry them.")
 users_cli = AppGroup("users", help="Manage users.")
-
-
-def _redis():
-    return current_app.extensions["redis"], streams.Keys.of()
 
 
 def _table(headers, rows):
@@ -34,7 +29,7 @@ def _table(headers, rows):
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def status(as_json):
     """Show streams, consumers, dead letters and deliveries by status."""
-    state = mail_queue.status(*_redis())
+    state = operations.status(mail_queue.get())
     if as_json:
         click.echo(json.dumps(state, indent=2))
         return
@@ -84,7 +79,7 @@ def _when(ms):
 @click.option("--limit", default=100, show_default=True, help="Newest N dead letters.")
 def dead(as_json, limit):
     """List dead letters: event, kind, recipient, attempts, last error and when."""
-    letters = mail_queue.dead_letters(*_redis(), limit=limit)
+    letters = operations.dead_letters(mail_queue.get(), limit=limit)
     if as_json:
         click.echo(json.dumps(letters, indent=2))
         return
@@ -116,7 +111,7 @@ def retry(event_id, every):
     """Put a dead letter (or all) back on its stream with fresh attempts."""
     if bool(event_id) == every:
         raise click.UsageError("give one EVENT_ID or --all")
-    retried = mail_queue.retry(*_redis(), event_id=None if every else event_id)
+    retried = operations.retry(mail_queue.get(), event_id=None if every else event_id)
     for event in retried:
         click.echo(f"queued again: {event}")
     click.echo(f"{len(retried)} mail(s) put back." if retried else "Nothing to retry.")
@@ -128,8 +123,8 @@ def forget_consumer(name):
     """Remove a consumer that is gone, after requeueing what it still held."""
     visibility_ms = current_app.config["MAIL_VISIBILITY_TIMEOUT"] * 1000
     try:
-        moved = mail_queue.forget_consumer(*_redis(), name, visibility_ms=visibility_ms)
-    except mail_queue.ConsumerActive as error:
+        moved = operations.forget_consumer(mail_queue.get(), name, visibility_ms=visibility_ms)
+    except operations.ConsumerActive as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"Forgot consumer {name}; requeued {moved} entr{'y' if moved == 1 else 'ies'}.")
 

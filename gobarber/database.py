@@ -1,9 +1,6 @@
-"""Engine settings per database, and the start-up check that every service answers."""
+"""Engine settings per database."""
 
-import redis
 from sqlalchemy import event
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
 
 from gobarber.extensions import db
 
@@ -30,36 +27,3 @@ def tune(app):
             cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
-
-
-class ServiceUnreachable(Exception):
-    """A database or Redis the app needs does not answer."""
-
-
-def _where(url):
-    parsed = make_url(url)
-    if parsed.drivername.startswith("sqlite"):
-        return f"SQLite file {parsed.database}"
-    return f"{parsed.host or 'localhost'}:{parsed.port or 5432}"
-
-
-def check_reachable(app, *, need_redis=True):
-    """Raise ServiceUnreachable, naming host and port, if the database or Redis is down."""
-    with app.app_context():
-        try:
-            with db.engine.connect():
-                pass
-        except SQLAlchemyError as error:
-            reason = str(error.orig or error).strip().splitlines()[0]
-            uri = app.config["SQLALCHEMY_DATABASE_URI"]
-            raise ServiceUnreachable(f"database at {_where(uri)} unreachable: {reason}") from None
-        finally:
-            db.engine.dispose()
-        if need_redis:
-            client = app.extensions["redis"]
-            try:
-                client.ping()
-            except redis.RedisError as error:
-                kwargs = client.connection_pool.connection_kwargs
-                where = f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
-                raise ServiceUnreachable(f"Redis at {where} unreachable: {error}") from None

@@ -1,6 +1,5 @@
 """Flask extensions, created unbound and bound to an app in `create_app`."""
 
-import redis
 from flask import current_app
 from flask_cors import CORS
 from flask_mail import Mail
@@ -8,6 +7,9 @@ from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
+
+from gobarber.mail.queue import MailQueue
+from gobarber.redis_connection import connect
 
 # Stable constraint names, so migrations can name what they alter on every database.
 NAMING_CONVENTION = {
@@ -31,21 +33,28 @@ mail = Mail()
 cors = CORS()
 
 
-class RedisHolder:
-    """Hands out the Redis client of the current app."""
+def mail_settings(app):
+    """Return Flask-Mail's settings for `app` (server, port, credentials, sender)."""
+    return app.extensions["mail"]
+
+
+class AppBound:
+    """An object built once per app by `init_app`, handed to every caller by `get()`."""
+
+    def __init__(self, name, build):
+        self.name = name
+        self.build = build
 
     def init_app(self, app):
-        app.extensions["redis"] = redis.Redis.from_url(
-            app.config["REDIS_URL"],
-            decode_responses=True,
-            socket_timeout=app.config.get("REDIS_SOCKET_TIMEOUT", 5),
-            socket_connect_timeout=app.config.get("REDIS_SOCKET_TIMEOUT", 5),
-            health_check_interval=30,
-        )
+        app.extensions[self.name] = self.build(app)
 
-    @property
-    def client(self) -> redis.Redis:
-        return current_app.extensions["redis"]
+    def get(self, app=None):
+        """Return the current app's object (or `app`'s, outside an app context)."""
+        return (app or current_app).extensions[self.name]
 
 
-redis_client = RedisHolder()
+# The one way to Redis, and the one owner of the mail streams on it.
+redis_store = AppBound("redis", lambda app: connect(app.config))
+mail_queue = AppBound(
+    "mail_queue", lambda app: MailQueue.from_config(redis_store.get(app), app.config)
+)

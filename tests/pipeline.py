@@ -1,8 +1,9 @@
 """Fixtures of the mail pipeline, for every test that asks for them: the consumers, a
 shop that cancels through the API, and the real processes with short timeouts.
 
-Registered in tests/conftest.py as a plugin. A directory whose app must send to the test
-SMTP server says so with `config_overrides = pipeline_config` in its conftest.
+Registered in tests/conftest.py as a plugin. A test module whose app must send to the test
+SMTP server says so with `pytestmark = pytest.mark.sends_mail`: the `app` fixture then
+applies `pipeline_config`.
 """
 
 import pytest
@@ -11,10 +12,9 @@ from sqlalchemy import select
 from consumers.loop import Stop
 from consumers.reaper import Reaper
 from consumers.worker import MailWorker
-from gobarber.extensions import db
-from gobarber.mail import streams
+from gobarber.extensions import db, mail_queue, redis_store
 from gobarber.models import MailDelivery
-from tests.processes import Processes
+from gobarber.testing import Processes
 
 
 @pytest.fixture
@@ -33,12 +33,12 @@ def pipeline_config(smtp_server):
 
 @pytest.fixture
 def redis_conn(app):
-    return app.extensions["redis"]
+    return redis_store.get(app)
 
 
 @pytest.fixture
-def keys(app):
-    return streams.Keys.of(app)
+def queue(app):
+    return mail_queue.get(app)
 
 
 @pytest.fixture

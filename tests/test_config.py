@@ -9,7 +9,6 @@ does not answer: it must stop by itself with one line naming where it tried.
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +20,8 @@ from gobarber import config as settings
 from gobarber import create_app
 from gobarber.config import ConfigError
 from gobarber.extensions import db
-from tests.conftest import REDIS_URL
+from gobarber.testing import free_port
+from tests.apps import REDIS_URL
 
 ROOT = Path(__file__).resolve().parent.parent
 GUNICORN = Path(sys.executable).parent / "gunicorn"
@@ -223,6 +223,7 @@ def import_wsgi(**variables):
     )
 
 
+@pytest.mark.timeout(START_DEADLINE_S + 30)
 def test_wsgi_starts_when_everything_answers(database_url):
     started = import_wsgi(DATABASE_URL=database_url, REDIS_URL=REDIS_URL)
     assert (started.returncode, started.stderr) == (0, "")
@@ -236,18 +237,13 @@ def test_wsgi_starts_when_everything_answers(database_url):
     ],
     ids=["database", "redis"],
 )
+@pytest.mark.timeout(START_DEADLINE_S + 30)
 def test_wsgi_names_what_does_not_answer_in_one_line(database_url, variables, service):
     started = import_wsgi(**{"DATABASE_URL": database_url, "REDIS_URL": REDIS_URL, **variables})
     assert started.returncode == APP_LOAD_ERROR
     lines = started.stderr.splitlines()
     assert len(lines) == 1, started.stderr
     assert lines[0].startswith(f"gobarber: {service} at {NOBODY_LISTENS} unreachable: ")
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 # The entry point's own docstring command: without --preload each worker loads the app.
@@ -265,6 +261,7 @@ def procfile_web_line():
 @pytest.mark.parametrize(
     "command", [procfile_web_line(), PLAIN_GUNICORN], ids=["Procfile", "plain"]
 )
+@pytest.mark.timeout(START_DEADLINE_S + 30)
 def test_gunicorn_stops_by_itself_when_the_database_does_not_answer(tmp_path, command):
     env = process_environment(
         DATABASE_URL=UNREACHABLE_DATABASE,

@@ -15,7 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gobarber import create_app
-from tests.conftest import Api, running_app, shop_slot
+from tests.apps import running_app, shop_slot
+from tests.people import Api
 
 TOKEN_REFUSALS = ({"error": "Token not provided"}, {"error": "Token invalid"})
 

@@ -19,7 +19,7 @@ from sqlalchemy.engine import make_url
 
 from gobarber import MIGRATIONS, create_app
 from gobarber.extensions import db
-from tests.conftest import ADMIN_URL, make_config
+from tests.apps import ADMIN_URL, make_config
 
 MODEL_TABLES = {"users", "files", "appointments", "notifications", "mail_deliveries"}
 

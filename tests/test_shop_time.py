@@ -28,10 +28,11 @@ def offset_at(day, hour=12):
 
 def next_transition():
     """Return the first day, after tomorrow, whose UTC offset differs from the day before."""
-    day = datetime.now(ZONE).date() + timedelta(days=2)
-    while offset_at(day) == offset_at(day - timedelta(days=1)):
-        day += timedelta(days=1)
-    return day
+    first = datetime.now(ZONE).date() + timedelta(days=2)
+    for day in (first + timedelta(days=n) for n in range(366)):
+        if offset_at(day) != offset_at(day - timedelta(days=1)):
+            return day
+    raise AssertionError(f"no DST change in {ZONE.key} within a year of {first}")
 
 
 def offset_text(offset):

@@ -8,10 +8,10 @@ from sqlalchemy.orm import joinedload
 
 from gobarber.extensions import db
 from gobarber.models import Appointment
-from gobarber.models.mail_delivery import CANCELLATION
+from gobarber.models.mail_delivery import MailKind
 from gobarber.shop_time import describe_pt_br
 
-SUBJECTS = {CANCELLATION: "Agendamento cancelado"}
+SUBJECTS = {MailKind.CANCELLATION: "Agendamento cancelado"}
 
 
 class Unrenderable(Exception):
@@ -41,7 +41,7 @@ def _cancellation_context(delivery):
     }
 
 
-CONTEXTS = {CANCELLATION: _cancellation_context}
+CONTEXTS = {MailKind.CANCELLATION: _cancellation_context}
 
 
 def render(delivery):
@@ -59,8 +59,8 @@ def render(delivery):
     return message
 
 
-def describe_customer_notice(delivery):
-    """Word the customer's notification that the provider could not be told."""
+def customer_notice(delivery):
+    """Return (user id, text) of the customer's notice that the provider could not be told."""
     appointment = db.session.get(Appointment, delivery.appointment_id or 0)
     if appointment is None:
         return None, None

@@ -14,10 +14,11 @@ import redis
 from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from gobarber.extensions import db, redis_client
-from gobarber.mail import streams, transitions
+from gobarber.extensions import db, mail_queue
+from gobarber.mail.queue import Priority
+from gobarber.mail.transitions import Transition, record
 from gobarber.models import MailDelivery
-from gobarber.models.mail_delivery import CANCELLATION, QUEUED
+from gobarber.models.mail_delivery import DeliveryStatus, MailKind
 from gobarber.shop_time import now
 
 log = logging.getLogger(__name__)
@@ -28,11 +29,11 @@ def queue_cancellation_mail(*, appointment):
     provider = appointment.provider
     delivery = MailDelivery(
         event_id=str(uuid.uuid4()),
-        kind=CANCELLATION,
-        priority=streams.DEFAULT,
+        kind=MailKind.CANCELLATION,
+        priority=Priority.DEFAULT,
         appointment_id=appointment.id,
         recipient=f"{provider.name} <{provider.email}>",
-        status=QUEUED,
+        status=DeliveryStatus.QUEUED,
         attempts=0,
         created_at=now(),
     )
@@ -43,14 +44,28 @@ def queue_cancellation_mail(*, appointment):
 def cancellation_delivery(*, appointment_id):
     """Return the cancellation mail's delivery row of an appointment, if any."""
     query = select(MailDelivery).where(
-        MailDelivery.appointment_id == appointment_id, MailDelivery.kind == CANCELLATION
+        MailDelivery.appointment_id == appointment_id, MailDelivery.kind == MailKind.CANCELLATION
     )
     return db.session.scalar(query.order_by(MailDelivery.id.desc()).limit(1))
 
 
-def publish(delivery, client=None):
-    """XADD the delivery's event and record where it went."""
-    entry_id = streams.add(client or redis_client.client, streams.Keys.of(), delivery)
+def entry_fields(delivery):
+    """Return the stream fields of a delivery's event: flat strings, ids to re-read."""
+    return {
+        "event_id": delivery.event_id,
+        "kind": delivery.kind,
+        "appointment_id": str(delivery.appointment_id or ""),
+        "created_at": str(int(delivery.created_at.timestamp() * 1000)),
+    }
+
+
+def _put_on_stream(delivery, queue):
+    return queue.publish(delivery.priority, entry_fields(delivery))
+
+
+def publish(delivery, queue=None):
+    """Put the delivery's event on its stream and record where it went."""
+    entry_id = _put_on_stream(delivery, queue or mail_queue.get())
     if db.session.get_bind().dialect.name == "postgresql":
         # This record is a hint for the relay, not the mail's truth: if a crash loses it,
         # the relay publishes again and the duplicate entry is acknowledged unsent. So it
@@ -63,11 +78,7 @@ def publish(delivery, client=None):
         .execution_options(synchronize_session=False)
     )
     db.session.commit()
-    transitions.record(
-        transitions.QUEUED,
-        delivery,
-        entry=entry_id,
-    )
+    record(Transition.QUEUED, delivery, entry=entry_id)
     return entry_id
 
 
@@ -94,15 +105,14 @@ def _lock_rows(query):
     return query.with_for_update(skip_locked=True)
 
 
-def relay(*, unpublished_after, republish_after, limit=500, client=None):
+def relay(*, unpublished_after, republish_after, limit=500, queue=None):
     """Publish rows that never reached Redis, and rows whose entry Redis lost; return the count."""
-    client = client or redis_client.client
-    keys = streams.Keys.of()
+    queue = queue or mail_queue.get()
     current = now()
     never = _lock_rows(
         select(MailDelivery)
         .where(
-            MailDelivery.status == QUEUED,
+            MailDelivery.status == DeliveryStatus.QUEUED,
             MailDelivery.published_at.is_(None),
             MailDelivery.created_at < current - timedelta(seconds=unpublished_after),
         )
@@ -112,7 +122,7 @@ def relay(*, unpublished_after, republish_after, limit=500, client=None):
     stale = _lock_rows(
         select(MailDelivery)
         .where(
-            MailDelivery.status == QUEUED,
+            MailDelivery.status == DeliveryStatus.QUEUED,
             MailDelivery.published_at < current - timedelta(seconds=republish_after),
         )
         .order_by(MailDelivery.id)
@@ -120,25 +130,36 @@ def relay(*, unpublished_after, republish_after, limit=500, client=None):
     )
     rows = list(db.session.scalars(never))
     stale_rows = list(db.session.scalars(stale))
-    if stale_rows:
-        pipe = client.pipeline(transaction=False)
-        for row in stale_rows:
-            entry = row.stream_entry_id or "0-0"
-            pipe.xrange(keys.stream(row.priority), entry, entry)
-        rows += [row for row, found in zip(stale_rows, pipe.execute(), strict=True) if not found]
+    found = queue.entries_exist(
+        [(row.priority, row.stream_entry_id or "0-0") for row in stale_rows]
+    )
+    rows += [row for row, there in zip(stale_rows, found, strict=True) if not there]
     for row in rows:
         log.info("relaying mail event %s (published_at=%s)", row.event_id, row.published_at)
-        row.stream_entry_id = streams.add(client, keys, row)
+        row.stream_entry_id = _put_on_stream(row, queue)
         row.published_at = now()
     db.session.commit()
     for row in rows:
-        transitions.record(
-            transitions.QUEUED,
-            row,
-            entry=row.stream_entry_id,
-            reason="relay",
-        )
+        record(Transition.QUEUED, row, entry=row.stream_entry_id, reason="relay")
     return len(rows)
+
+
+def republish_lost(entry_ids, queue=None):
+    """Publish again the still-queued rows whose entries Redis deleted while pending."""
+    query = select(MailDelivery).where(
+        MailDelivery.stream_entry_id.in_(entry_ids), MailDelivery.status == DeliveryStatus.QUEUED
+    )
+    for row in db.session.scalars(query):
+        log.warning("mail event %s was deleted while pending; publishing again", row.event_id)
+        publish(row, queue)
+
+
+def reset_for_retry(delivery):
+    """Make a failed delivery queued again with fresh attempts (an operator's retry)."""
+    delivery.status = DeliveryStatus.QUEUED
+    delivery.attempts = 0
+    delivery.failed_at = None
+    return delivery
 
 
 def record_entry_ids(pairs):

@@ -1,192 +1,403 @@
-"""What an operator asks of the mail queue: its state, its dead letters, and putting
-mails back. The CLI (`flask queue ...`), the admin page and `/metrics` all read here."""
+"""The mail queue in Redis: one object owns the consumer group, its streams and every
+command on them.
 
-import logging
-from datetime import timedelta
+Producers (the outbox), consumers (worker and reaper) and the operator views all go
+through `MailQueue`, so no other module speaks a raw stream command, builds a key or
+parses a reply. The keys live under one prefix inside one hash tag, so today the whole
+pipeline sits on one Redis Cluster slot; spreading it over several would change this
+module, not its callers, which only ever hand back the `Entry` objects it gave them.
+"""
 
-from sqlalchemy import func, select
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import cached_property
 
-from gobarber.extensions import db
-from gobarber.mail import outbox, streams
-from gobarber.mail.delivery import is_valid_event_id, requeue
-from gobarber.models import MailDelivery
-from gobarber.models.mail_delivery import FAILED, QUEUED, SENT
+import redis
+
 from gobarber.shop_time import now
 
-log = logging.getLogger(__name__)
 
-STATUSES = (QUEUED, SENT, FAILED)
+class Priority(StrEnum):
+    """A stream per priority; a high entry is never left waiting behind default ones."""
+
+    HIGH = "high"
+    DEFAULT = "default"
 
 
-def _entry_ms(entry_id):
-    return int(entry_id.split("-")[0])
+READING_ORDER = (Priority.HIGH, Priority.DEFAULT)
+
+# A canonical UUID (what uuid4() prints): a regex is ten times cheaper than uuid.UUID().
+_EVENT_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
-def stream_state(client, keys):
-    """Length, pending, lag, oldest pending age and consumers of each priority stream."""
-    states = []
-    for priority in streams.PRIORITIES:
-        key = keys.stream(priority)
+def is_event_id(value):
+    """Tell whether `value` is an event id the outbox could have written."""
+    return isinstance(value, str) and _EVENT_ID.fullmatch(value) is not None
+
+
+@dataclass(frozen=True, eq=False)
+class Entry:
+    """One stream entry as Redis handed it over; `fields` is None when Redis lost its body.
+
+    Two entries are the same when they have the same stream and id, whatever was read.
+    """
+
+    stream: str
+    entry_id: str
+    fields: dict | None
+
+    def __eq__(self, other):
+        if not isinstance(other, Entry):
+            return NotImplemented
+        return (self.stream, self.entry_id) == (other.stream, other.entry_id)
+
+    def __hash__(self):
+        return hash((self.stream, self.entry_id))
+
+    @property
+    def event_id(self):
+        return (self.fields or {}).get("event_id")
+
+    @property
+    def kind(self):
+        return (self.fields or {}).get("kind")
+
+    @cached_property
+    def is_readable(self):
+        """Whether the entry names an event (a UUID); parsed once, as every step asks."""
+        return is_event_id(self.event_id)
+
+    @property
+    def redeliveries(self):
+        """How many times the reaper has put this event back for another consumer."""
+        try:
+            return int((self.fields or {}).get("redeliveries", 0))
+        except ValueError:
+            return 0
+
+    @property
+    def deliveries(self):
+        """How many times the event has been handed to a consumer, this time included."""
+        return self.redeliveries + 1
+
+
+@dataclass(frozen=True)
+class Pending:
+    """An entry some consumer holds without having acknowledged it."""
+
+    stream: str
+    entry_id: str
+    consumer: str
+    idle_ms: int
+
+
+def _entries(stream, reply):
+    return [Entry(stream, entry_id, fields or None) for entry_id, fields in reply]
+
+
+# XREADGROUP the streams in priority order and return the first that has entries: one
+# round trip, and atomic, so no default entry is taken while a high one waits.
+_READ_BY_PRIORITY = """
+for _, key in ipairs(KEYS) do
+  local reply = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3],
+                           'STREAMS', key, '>')
+  if reply then return reply end
+end
+return false
+"""
+
+# SET NX PX on every key; returns 1 for each lock taken, 0 for each held by someone else.
+_SET_LOCKS = """
+local taken = {}
+for i, key in ipairs(KEYS) do
+  taken[i] = redis.call('SET', key, ARGV[1], 'NX', 'PX', ARGV[2]) and 1 or 0
+end
+return taken
+"""
+
+
+class MailQueue:
+    """The consumer group, a stream per priority, the dead-letter stream and send locks."""
+
+    def __init__(self, connection, *, prefix, group):
+        self.redis = connection
+        self.prefix = prefix
+        self.group = group
+        self._read_by_priority = connection.register_script(_READ_BY_PRIORITY)
+        self._set_locks = connection.register_script(_SET_LOCKS)
+        #: The stream keys in reading order, high first.
+        self.stream_keys = [self.stream_key(priority) for priority in READING_ORDER]
+        self._reading_order = {key: index for index, key in enumerate(self.stream_keys)}
+
+    @classmethod
+    def from_config(cls, connection, config):
+        return cls(connection, prefix=config["MAIL_STREAM_PREFIX"], group=config["MAIL_GROUP"])
+
+    # ---- keys ----------------------------------------------------------------------
+
+    @property
+    def _tag(self):
+        return "{" + self.prefix + "}"
+
+    def stream_key(self, priority):
+        """Return the key of a priority's stream."""
+        return f"{self._tag}:mail:{Priority(priority)}"
+
+    @property
+    def dead_key(self):
+        """The dead-letter stream."""
+        return f"{self._tag}:mail:dead"
+
+    def lock_key(self, event_id):
+        """The key that marks an event as being sent right now."""
+        return f"{self._tag}:mail:sending:{event_id}"
+
+    # ---- producing -----------------------------------------------------------------
+
+    def ensure_group(self):
+        """Create the consumer group on every stream; one that exists already is fine."""
+        for key in self.stream_keys:
+            try:
+                self.redis.xgroup_create(key, self.group, id="0", mkstream=True)
+            except redis.ResponseError as error:
+                if "BUSYGROUP" not in str(error):
+                    raise
+
+    def publish(self, priority, fields):
+        """Add an event to its priority's stream; return the entry id."""
+        return self.redis.xadd(self.stream_key(priority), fields)
+
+    def entries_exist(self, refs):
+        """For (priority, entry id) pairs, tell which entries are still in their stream."""
+        pipe = self.redis.pipeline(transaction=False)
+        for priority, entry_id in refs:
+            pipe.xrange(self.stream_key(priority), entry_id, entry_id)
+        return [bool(found) for found in pipe.execute()] if refs else []
+
+    # ---- consuming -----------------------------------------------------------------
+
+    def own_pending(self, consumer):
+        """Return a reader of what `consumer` left pending before it last stopped."""
+        return PendingHistory(self, consumer)
+
+    def read_new(self, consumer, *, count, block_ms):
+        """Read entries never delivered, high priority first; block when there are none."""
+        waiting = self._read_by_priority(keys=self.stream_keys, args=[self.group, consumer, count])
+        if waiting:
+            [(key, messages)] = waiting
+            # A script's reply is raw: each entry's fields come as a flat list.
+            return _entries(
+                key, [(i, dict(zip(f[::2], f[1::2], strict=True))) for i, f in messages]
+            )
+        reply = self.redis.xreadgroup(
+            self.group,
+            consumer,
+            {key: ">" for key in self.stream_keys},
+            count=count,
+            block=block_ms,
+        )
+        entries = []
+        for key, messages in sorted(reply or [], key=lambda item: self._reading_order[item[0]]):
+            entries += _entries(key, messages)
+        return entries
+
+    def claim(self, consumer, held):
+        """Take entries (anything with `stream` and `entry_id`) for `consumer`, resetting
+        their idle time; return them as read now (deleted ones are left out)."""
+        entries = []
+        for stream, ids in _by_stream(held).items():
+            entries += _entries(stream, self.redis.xclaim(stream, self.group, consumer, 0, ids))
+        return entries
+
+    def reclaim_idle(self, consumer, *, min_idle_ms, count):
+        """Take every entry idle longer than `min_idle_ms`, a batch at a time.
+
+        Yields (entries, deleted ids) per batch: Redis 7 reports the ids of entries that
+        were pending but are gone from the stream; Redis 6.2 returns them with no body.
+        """
+        for key in self.stream_keys:
+            cursor = "0-0"
+            while True:
+                reply = self.redis.xautoclaim(
+                    key, self.group, consumer, min_idle_ms, start_id=cursor, count=count
+                )
+                cursor, claimed = reply[0], reply[1]
+                deleted = reply[2] if len(reply) > 2 else []
+                yield _entries(key, claimed), deleted
+                if cursor in ("0-0", "0"):
+                    break
+
+    def lock(self, owner, entries, ttl_ms):
+        """Mark readable entries' events as being sent by `owner`; return those now held.
+
+        One script call for the batch instead of a SET NX PX each (all keys share a slot).
+        An event another consumer is sending right now stays out of the result.
+        """
+        readable = [entry for entry in entries if entry.is_readable]
+        if not readable:
+            return []
+        keys = [self.lock_key(entry.event_id) for entry in readable]
+        taken = self._set_locks(keys=keys, args=[owner, ttl_ms])
+        return [entry for entry, won in zip(readable, taken, strict=True) if won]
+
+    def settle(self, *, acked=(), dead=(), requeued=(), unlock=()):
+        """Finish with entries in one MULTI/EXEC, and return where requeued events went.
+
+        `acked` are done; `dead` are (entry, reason) pairs copied to the dead-letter
+        stream; `requeued` go back to the end of their stream for any consumer, with
+        their redelivery count raised; all of them are then acknowledged and deleted, so
+        a stream holds only what is still owed. `unlock` releases those entries' send
+        locks. Nothing is acknowledged without its copy. Returns (event id, new entry
+        id) pairs for the requeued entries that had a body.
+        """
+        if not (acked or dead or requeued or unlock):
+            return []
+        pipe = self.redis.pipeline(transaction=True)
+        for entry, reason in dead:
+            copy = dict(entry.fields or {})
+            copy.update(
+                stream=entry.stream, entry_id=entry.entry_id, error=reason, dead_at=str(_now_ms())
+            )
+            pipe.xadd(self.dead_key, copy)
+        moved = [entry for entry in requeued if entry.fields]
+        for entry in moved:
+            pipe.xadd(entry.stream, {**entry.fields, "redeliveries": str(entry.deliveries)})
+        finished = [*acked, *(entry for entry, _ in dead), *requeued]
+        for stream, ids in _by_stream(finished).items():
+            pipe.xack(stream, self.group, *ids)
+            pipe.xdel(stream, *ids)
+        locks = [self.lock_key(entry.event_id) for entry in unlock if entry.is_readable]
+        if locks:
+            pipe.delete(*locks)
+        results = pipe.execute()
+        new_ids = results[len(dead) : len(dead) + len(moved)]
+        return [(entry.event_id, new_id) for entry, new_id in zip(moved, new_ids, strict=True)]
+
+    # ---- operator views and actions ------------------------------------------------
+
+    def state(self):
+        """Length, pending, lag, oldest pending age and consumers of each priority stream."""
+        return [self._stream_state(priority) for priority in READING_ORDER]
+
+    def _stream_state(self, priority):
+        key = self.stream_key(priority)
         state = {
-            "priority": priority,
+            "priority": str(priority),
             "stream": key,
-            "length": client.xlen(key),
+            "length": self.redis.xlen(key),
             "pending": 0,
             "lag": None,
             "oldest_pending_age_s": None,
             "consumers": [],
         }
-        groups = {g["name"]: g for g in client.xinfo_groups(key)} if client.exists(key) else {}
-        group = groups.get(keys.group)
+        groups = (
+            {g["name"]: g for g in self.redis.xinfo_groups(key)} if self.redis.exists(key) else {}
+        )
+        group = groups.get(self.group)
         if group is None:
             state["lag"] = state["length"]  # no group yet: nothing was delivered
-        else:
-            state["pending"] = group["pending"]
-            state["lag"] = group.get("lag")
-            if state["lag"] is None:  # Redis 6.2 does not report lag
-                state["lag"] = max(state["length"] - state["pending"], 0)
-            summary = client.xpending(key, keys.group)
-            if summary["pending"]:
-                oldest = client.xrange(key, summary["min"], summary["min"])
-                born = _entry_ms(summary["min"])
-                if oldest and oldest[0][1].get("created_at", "").isdigit():
-                    born = int(oldest[0][1]["created_at"])
-                state["oldest_pending_age_s"] = round(streams.now_ms() / 1000 - born / 1000, 1)
-            state["consumers"] = [
-                {"name": c["name"], "pending": c["pending"], "idle_s": round(c["idle"] / 1000, 1)}
-                for c in client.xinfo_consumers(key, keys.group)
-            ]
-        states.append(state)
-    return states
+            return state
+        state["pending"] = group["pending"]
+        state["lag"] = group.get("lag")
+        if state["lag"] is None:  # Redis 6.2 does not report lag
+            state["lag"] = max(state["length"] - state["pending"], 0)
+        summary = self.redis.xpending(key, self.group)
+        if summary["pending"]:
+            oldest = self.redis.xrange(key, summary["min"], summary["min"])
+            born = int(summary["min"].split("-")[0])
+            if oldest and oldest[0][1].get("created_at", "").isdigit():
+                born = int(oldest[0][1]["created_at"])
+            state["oldest_pending_age_s"] = round((_now_ms() - born) / 1000, 1)
+        state["consumers"] = [
+            {"name": c["name"], "pending": c["pending"], "idle_s": round(c["idle"] / 1000, 1)}
+            for c in self.redis.xinfo_consumers(key, self.group)
+        ]
+        return state
 
+    def dead_count(self):
+        """How many entries the dead-letter stream holds."""
+        return self.redis.xlen(self.dead_key)
 
-def delivery_counts():
-    """Deliveries by status over the last hour and in total."""
-    since = now() - timedelta(hours=1)
-    counts = {"last_hour": dict.fromkeys(STATUSES, 0), "total": dict.fromkeys(STATUSES, 0)}
-    by_status = select(MailDelivery.status, func.count()).group_by(MailDelivery.status)
-    for status, count in db.session.execute(by_status):
-        counts["total"][status] = count
-    recent = by_status.where(MailDelivery.created_at >= since)
-    for status, count in db.session.execute(recent):
-        counts["last_hour"][status] = count
-    return counts
+    def dead_letters(self, limit=None):
+        """Return dead letters as (dead id, fields), newest first; all of them without `limit`."""
+        return self.redis.xrevrange(self.dead_key, count=limit)
 
+    def drop_dead(self, dead_ids):
+        """Remove dead letters once they are dealt with."""
+        if dead_ids:
+            self.redis.xdel(self.dead_key, *dead_ids)
 
-def status(client, keys):
-    """The whole picture: streams, dead letters, deliveries by status."""
-    return {
-        "streams": stream_state(client, keys),
-        "dead_letters": client.xlen(keys.dead),
-        "deliveries": delivery_counts(),
-    }
-
-
-def dead_letters(client, keys, limit=100):
-    """The newest dead letters, with the delivery row's recipient and attempts."""
-    entries = client.xrevrange(keys.dead, count=limit)
-    event_ids = [f.get("event_id") for _, f in entries if is_valid_event_id(f.get("event_id"))]
-    rows = {}
-    if event_ids:
-        query = select(MailDelivery).where(MailDelivery.event_id.in_(event_ids))
-        rows = {row.event_id: row for row in db.session.scalars(query)}
-    letters = []
-    for dead_id, fields in entries:
-        row = rows.get(fields.get("event_id"))
-        letters.append(
-            {
-                "dead_id": dead_id,
-                "event_id": fields.get("event_id"),
-                "kind": fields.get("kind"),
-                "recipient": row.recipient if row else None,
-                "attempts": row.attempts if row else None,
-                "status": row.status if row else None,
-                "error": fields.get("error"),
-                "dead_at_ms": int(fields["dead_at"])
-                if fields.get("dead_at", "").isdigit()
-                else None,
-                "retryable": row is not None,
-            }
-        )
-    return letters
-
-
-def retry(client, keys, *, event_id=None):
-    """Put dead letters back on their streams with fresh attempts; return the event ids.
-
-    With `event_id`, only that event; without, every dead letter that has a delivery row.
-    Running it twice retries nothing the second time: the dead letter is gone by then.
-    """
-    by_event = {}
-    for dead_id, fields in client.xrange(keys.dead):
-        if event_id is None or fields.get("event_id") == event_id:
-            by_event.setdefault(fields.get("event_id"), []).append(dead_id)
-    retried = []
-    for event, dead_ids in by_event.items():
-        row = None
-        if is_valid_event_id(event):
-            row = db.session.scalar(select(MailDelivery).where(MailDelivery.event_id == event))
-        if row is None:
-            continue  # an unreadable entry: nothing to send; it stays for a person to read
-        if row.status != SENT:
-            requeue(row)
-            db.session.commit()
-            outbox.publish(row, client)
-            log.info("mail event %s put back by an operator", event)
-            retried.append(event)
-        client.xdel(keys.dead, *dead_ids)
-    return retried
-
-
-def forget_consumer(client, keys, name, *, visibility_ms):
-    """Remove a consumer that is gone, first requeueing what it held; return that count.
-
-    Refuses while the consumer touched one of its pending entries within the visibility
-    timeout: it may still be working on it.
-    """
-    moved = 0
-    for key in keys.streams:
-        if not client.exists(key):
-            continue
-        if name not in {c["name"] for c in client.xinfo_consumers(key, keys.group)}:
-            continue
-        held = client.xpending_range(key, keys.group, "-", "+", 10_000, consumername=name)
-        busy = [p for p in held if p["time_since_delivered"] < visibility_ms]
-        if busy:
-            raise ConsumerActive(
-                f"consumer {name} took an entry {busy[0]['time_since_delivered'] / 1000:.0f}s "
-                "ago; it may still be running"
+    def held_by(self, consumer, limit=10_000):
+        """What `consumer` holds unacknowledged, on every stream, with idle times."""
+        held = []
+        for key in self.stream_keys:
+            if not self.redis.exists(key):
+                continue
+            names = {c["name"] for c in self.redis.xinfo_consumers(key, self.group)}
+            if consumer not in names:
+                continue
+            rows = self.redis.xpending_range(
+                key, self.group, "-", "+", limit, consumername=consumer
             )
-        ids = [p["message_id"] for p in held]
-        if ids:
-            claimed = client.xclaim(key, keys.group, name, 0, ids)
-            moved_entries = requeue_entries(client, keys, key, claimed)
-            outbox.record_entry_ids(moved_entries)
-            db.session.commit()
-            moved += len(moved_entries)
-        client.xgroup_delconsumer(key, keys.group, name)
-    return moved
+            held += [
+                Pending(key, row["message_id"], consumer, row["time_since_delivered"])
+                for row in rows
+            ]
+        return held
+
+    def consumer_names(self):
+        """Every consumer the group knows, on any stream."""
+        names = set()
+        for key in self.stream_keys:
+            if self.redis.exists(key):
+                names |= {c["name"] for c in self.redis.xinfo_consumers(key, self.group)}
+        return names
+
+    def remove_consumer(self, consumer):
+        """Drop `consumer` from the group on every stream (what it held is dropped too)."""
+        for key in self.stream_keys:
+            if self.redis.exists(key):
+                self.redis.xgroup_delconsumer(key, self.group, consumer)
 
 
-class ConsumerActive(Exception):
-    """The consumer to forget does not look gone."""
+class PendingHistory:
+    """Reads a consumer's own pending entries from the start, a batch at a time."""
+
+    def __init__(self, queue, consumer):
+        self.queue = queue
+        self.consumer = consumer
+        self._cursors = {key: "0" for key in queue.stream_keys}
+
+    @property
+    def exhausted(self):
+        return not self._cursors
+
+    def read(self, count):
+        """Return the next batch of this consumer's pending entries; [] once none are left."""
+        if not self._cursors:
+            return []
+        reply = self.queue.redis.xreadgroup(
+            self.queue.group, self.consumer, self._cursors, count=count
+        )
+        entries = []
+        for key, messages in reply or []:
+            if messages:
+                self._cursors[key] = messages[-1][0]
+                entries += _entries(key, messages)
+            else:
+                del self._cursors[key]
+        if not reply:
+            self._cursors.clear()
+        return entries
 
 
-def requeue_entries(client, keys, key, claimed):
-    """Put claimed entries back at the end of their stream for any worker; ack the old ones.
+def _by_stream(items):
+    grouped = {}
+    for item in items:
+        grouped.setdefault(item.stream, []).append(item.entry_id)
+    return grouped
 
-    One MULTI/EXEC, so an entry is never acknowledged without its new copy. Returns
-    (event id, new entry id) pairs; an entry whose body Redis lost is only acknowledged.
-    """
-    live = [(entry_id, fields) for entry_id, fields in claimed if fields]
-    gone = [entry_id for entry_id, fields in claimed if not fields]
-    pipe = client.pipeline(transaction=True)
-    for _, fields in live:
-        redeliveries = int(fields.get("redeliveries", "0") or 0) + 1
-        pipe.xadd(key, {**fields, "redeliveries": str(redeliveries)})
-    ids = [entry_id for entry_id, _ in live] + gone
-    if ids:
-        pipe.xack(key, keys.group, *ids)
-        pipe.xdel(key, *ids)
-    results = pipe.execute()
-    return list(zip([f.get("event_id") for _, f in live], results[: len(live)], strict=True))
+
+def _now_ms():
+    return int(now().timestamp() * 1000)

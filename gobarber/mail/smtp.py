@@ -5,6 +5,8 @@ from email.utils import parseaddr
 
 from flask_mail import Connection
 
+from gobarber.extensions import mail_settings
+
 
 class _TimedConnection(Connection):
     """Flask-Mail's connection, but never waiting on the server forever."""
@@ -28,7 +30,7 @@ class SmtpSession:
     """Open the connection on the first send, keep it for the next, reopen after a failure."""
 
     def __init__(self, app):
-        self._state = app.extensions["mail"]
+        self._state = mail_settings(app)
         self._timeout = app.config["MAIL_TIMEOUT"]
         self._connection = None
 
@@ -62,8 +64,8 @@ def is_permanent(error):
     return False
 
 
-def describe(error):
-    """Word an SMTP error for logs, the delivery row and the dead-letter entry."""
+def error_text(error):
+    """Word an SMTP error (or any failure of a send) for logs, the row and the dead letter."""
     if isinstance(error, smtplib.SMTPRecipientsRefused):
         return "; ".join(
             f"{code} {reply.decode(errors='replace') if isinstance(reply, bytes) else reply}"

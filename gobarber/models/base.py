@@ -6,10 +6,7 @@ from sqlalchemy import DateTime
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-
-def utcnow():
-    """Return the current time, aware, in UTC."""
-    return datetime.now(UTC)
+from gobarber.shop_time import now
 
 
 class UTCDateTime(TypeDecorator):
@@ -36,5 +33,5 @@ class UTCDateTime(TypeDecorator):
 class Timestamps:
     """Adds `created_at` and `updated_at`, served as `createdAt` and `updatedAt`."""
 
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now, onupdate=now)

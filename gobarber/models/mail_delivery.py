@@ -1,6 +1,7 @@
 """The outbox: one row per mail event, the source of truth for its delivery."""
 
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
@@ -8,11 +9,19 @@ from sqlalchemy.orm import Mapped, mapped_column
 from gobarber.extensions import db
 from gobarber.models.base import Timestamps, UTCDateTime
 
-CANCELLATION = "cancellation"
 
-QUEUED = "queued"
-SENT = "sent"
-FAILED = "failed"
+class MailKind(StrEnum):
+    """What a mail is about; each kind has its templates in `templates/mail/`."""
+
+    CANCELLATION = "cancellation"
+
+
+class DeliveryStatus(StrEnum):
+    """Where a delivery stands, as the customer's client shows it."""
+
+    QUEUED = "queued"
+    SENT = "sent"
+    FAILED = "failed"
 
 
 class MailDelivery(Timestamps, db.Model):
@@ -26,7 +35,7 @@ class MailDelivery(Timestamps, db.Model):
         ForeignKey("appointments.id", ondelete="CASCADE"), index=True
     )
     recipient: Mapped[str] = mapped_column(String(320))
-    status: Mapped[str] = mapped_column(String(16), default=QUEUED)
+    status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.QUEUED)
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

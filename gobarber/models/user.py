@@ -1,18 +1,11 @@
-"""Users (customers and providers) and the files they upload as avatars."""
+"""Users: customers and providers."""
 
 from sqlalchemy import ForeignKey, String, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from gobarber.extensions import db
 from gobarber.models.base import Timestamps
-
-
-class File(Timestamps, db.Model):
-    __tablename__ = "files"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(255))
-    path: Mapped[str] = mapped_column(String(255), unique=True)
+from gobarber.models.file import File
 
 
 class User(Timestamps, db.Model):

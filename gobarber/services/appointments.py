@@ -154,6 +154,11 @@ def find_for(*, user, appointment_id):
     return appointment
 
 
+def cancellation_mail(*, appointment):
+    """Return the delivery row of the appointment's cancellation mail, if it has one."""
+    return outbox.cancellation_delivery(appointment_id=appointment.id)
+
+
 def cancel(*, user, appointment_id):
     """Cancel the user's appointment and queue the provider's mail, in one transaction.
 

@@ -9,7 +9,6 @@ from functools import wraps
 
 from flask import (
     Blueprint,
-    current_app,
     flash,
     redirect,
     render_template,
@@ -19,8 +18,8 @@ from flask import (
 )
 
 from gobarber.errors import GobarberError
-from gobarber.extensions import db
-from gobarber.mail import queue, streams
+from gobarber.extensions import db, mail_queue
+from gobarber.mail import operations
 from gobarber.models import User
 from gobarber.services.users import sign_in
 
@@ -79,12 +78,12 @@ def logout():
 @bp.get("/queue")
 @admin_required
 def queue_page(user):
-    client, keys = current_app.extensions["redis"], streams.Keys.of()
+    queue = mail_queue.get()
     return render_template(
         "admin/queue.html",
         user=user,
-        state=queue.status(client, keys),
-        letters=queue.dead_letters(client, keys),
+        state=operations.status(queue),
+        letters=operations.dead_letters(queue),
         csrf=_csrf_token(),
         refresh=REFRESH_SECONDS,
     )
@@ -93,12 +92,11 @@ def queue_page(user):
 @bp.post("/queue/retry")
 @admin_required
 def retry(user):
-    client, keys = current_app.extensions["redis"], streams.Keys.of()
     event_id = request.form.get("event_id") or None
     every = request.form.get("all") == "1"
     if not every and event_id is None:
         flash("Nothing to retry: no event given.")
     else:
-        retried = queue.retry(client, keys, event_id=None if every else event_id)
+        retried = operations.retry(mail_queue.get(), event_id=None if every else event_id)
         flash(f"Put back {len(retried)} mail(s)." if retried else "Nothing to retry.")
     return redirect(url_for("admin.queue_page"))

@@ -9,7 +9,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from gobarber import metrics
-from gobarber.extensions import db
+from gobarber.extensions import db, mail_queue, redis_store
+from gobarber.mail.metrics import MailCollector
 
 bp = Blueprint("probes", __name__)
 
@@ -32,7 +33,7 @@ def _database():
 
 
 def _redis():
-    current_app.extensions["redis"].ping()
+    redis_store.get().ping()
 
 
 def _smtp():
@@ -59,7 +60,7 @@ def health():
 @bp.get("/metrics")
 def scrape():
     try:
-        payload = metrics.exposition()
+        payload = metrics.exposition(MailCollector(mail_queue.get()))
     except redis.RedisError as error:
         return {"error": f"metrics unavailable: Redis does not answer ({error})"}, 503
     return payload, 200, {"Content-Type": "text/plain; version=0.0.4; charset=utf-8"}

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import pytest
 from PIL import Image
 
-from tests.conftest import Person
+from tests.people import Person
 
 VALIDATION_FAILS = "Validation fails"
 INVALID_DATE = "Invalid date"

@@ -1,16 +1,19 @@
 """One pass of the mail worker at a time, against real Redis, PostgreSQL and SMTP."""
 
-import time
+from dataclasses import replace
+
+import pytest
 
 from gobarber.extensions import db
 from gobarber.models import MailDelivery
+from tests.streams import pending, run_until_settled
+
+pytestmark = pytest.mark.sends_mail
 
 
-def pending(redis_conn, keys, priority="default"):
-    return redis_conn.xpending(keys.stream(priority), keys.group)["pending"]
-
-
-def test_sends_the_cancellation_mail_then_acknowledges(shop, worker, smtp_server, redis_conn, keys):
+def test_sends_the_cancellation_mail_then_acknowledges(
+    shop, worker, smtp_server, redis_conn, queue
+):
     canceled = shop.cancellation()
     assert canceled["cancellation_mail"]["status"] == "queued"
 
@@ -32,44 +35,28 @@ def test_sends_the_cancellation_mail_then_acknowledges(shop, worker, smtp_server
         assert "Equipe GoBarber" in part
     assert delivery.status == "sent" and delivery.attempts == 1
     assert shop.mail_status(canceled["id"])["status"] == "sent"
-    assert pending(redis_conn, keys) == 0
-    assert redis_conn.xlen(keys.stream("default")) == 0  # acknowledged entries do not pile up
-
-
-def wait_until(condition, timeout=10.0):
-    """Poll `condition` until it holds; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.005)
-
-
-def run_until_settled(worker, condition, timeout=10.0):
-    """Run worker passes until `condition` holds (retries are due after a short backoff)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "worker did not settle in time"
-        worker.loop()
+    assert pending(queue) == 0
+    assert redis_conn.xlen(queue.stream_key("default")) == 0  # acknowledged entries do not pile up
 
 
 def test_redelivered_event_already_sent_is_acknowledged_without_a_second_mail(
-    shop, worker, smtp_server, redis_conn, keys
+    shop, worker, smtp_server, redis_conn, queue
 ):
     canceled = shop.cancellation()
     worker.loop()
     assert len(smtp_server.messages) == 1
     # The same event arrives again, as after a worker died between the record and XACK.
     event_id = shop.delivery(canceled["id"]).event_id
-    redis_conn.xadd(keys.stream("default"), {"event_id": event_id, "kind": "cancellation"})
+    redis_conn.xadd(queue.stream_key("default"), {"event_id": event_id, "kind": "cancellation"})
 
     worker.loop()
 
     assert len(smtp_server.messages) == 1
-    assert pending(redis_conn, keys) == 0
-    assert redis_conn.xlen(keys.stream("default")) == 0
+    assert pending(queue) == 0
+    assert redis_conn.xlen(queue.stream_key("default")) == 0
 
 
-def test_transient_failure_is_retried_then_sent(shop, worker, smtp_server, redis_conn, keys):
+def test_transient_failure_is_retried_then_sent(shop, worker, smtp_server, redis_conn, queue):
     smtp_server.fail_next(1)
     canceled = shop.cancellation()
 
@@ -79,15 +66,15 @@ def test_transient_failure_is_retried_then_sent(shop, worker, smtp_server, redis
     assert smtp_server.messages == []
     assert delivery.status == "queued" and delivery.attempts == 1
     assert delivery.last_error.startswith("451")
-    assert pending(redis_conn, keys) == 1  # kept pending for the retry, not acknowledged
+    assert pending(queue) == 1  # kept pending for the retry, not acknowledged
     assert shop.mail_status(canceled["id"])["last_error"].startswith("451")
 
-    run_until_settled(worker, lambda: smtp_server.messages)
+    run_until_settled(worker, lambda: smtp_server.messages, what="the retried mail")
 
     delivery = shop.delivery(canceled["id"])
     assert delivery.status == "sent" and delivery.attempts == 2
     assert len(smtp_server.messages) == 1
-    assert pending(redis_conn, keys) == 0
+    assert pending(queue) == 0
 
 
 def test_refused_connection_is_transient(shop, worker, smtp_server):
@@ -100,12 +87,12 @@ def test_refused_connection_is_transient(shop, worker, smtp_server):
     assert delivery.status == "queued" and delivery.attempts == 1
     assert "Connection" in delivery.last_error or "refused" in delivery.last_error.lower()
     smtp_server.start()  # back on the same port: the retry delivers
-    run_until_settled(worker, lambda: smtp_server.messages)
+    run_until_settled(worker, lambda: smtp_server.messages, what="the mail once SMTP is back")
     assert shop.delivery(canceled["id"]).status == "sent"
 
 
 def test_permanent_refusal_is_dead_lettered_and_the_customer_told(
-    shop, worker, smtp_server, redis_conn, keys
+    shop, worker, smtp_server, redis_conn, queue
 ):
     smtp_server.refuse(shop.provider.email)
     canceled = shop.cancellation()
@@ -116,62 +103,66 @@ def test_permanent_refusal_is_dead_lettered_and_the_customer_told(
     assert smtp_server.messages == []
     assert delivery.status == "failed" and delivery.attempts == 1
     assert delivery.last_error.startswith("550")
-    [(_, dead)] = redis_conn.xrange(keys.dead)
+    [(_, dead)] = redis_conn.xrange(queue.dead_key)
     assert dead["event_id"] == delivery.event_id
     assert dead["error"].startswith("550")
-    assert pending(redis_conn, keys) == 0
+    assert pending(queue) == 0
     assert shop.mail_status(canceled["id"])["status"] == "failed"
     [notice] = shop.notifications()
     assert notice["content"].startswith("Não foi possível avisar Barbeiro Zé do cancelamento")
 
 
-def test_gives_up_after_max_attempts(app, shop, worker, smtp_server, redis_conn, keys):
+def test_gives_up_after_max_attempts(app, shop, worker, smtp_server, redis_conn, queue):
     app.config["MAIL_MAX_ATTEMPTS"] = 3
-    worker.deliverer.max_attempts = 3
+    worker.deliverer.policy = replace(worker.deliverer.policy, max_attempts=3)
     smtp_server.fail_next(100)
     canceled = shop.cancellation()
 
-    run_until_settled(worker, lambda: shop.delivery(canceled["id"]).status == "failed")
+    run_until_settled(
+        worker,
+        lambda: shop.delivery(canceled["id"]).status == "failed",
+        what="the delivery to fail after 3 attempts",
+    )
 
     delivery = shop.delivery(canceled["id"])
     assert delivery.attempts == 3
     assert delivery.last_error.startswith("451")
-    assert len(redis_conn.xrange(keys.dead)) == 1
-    assert pending(redis_conn, keys) == 0
+    assert len(redis_conn.xrange(queue.dead_key)) == 1
+    assert pending(queue) == 0
     assert len(shop.notifications()) == 1
 
 
 def test_poison_entry_is_dead_lettered_and_does_not_block_the_others(
-    shop, worker, smtp_server, redis_conn, keys
+    shop, worker, smtp_server, redis_conn, queue
 ):
-    redis_conn.xadd(keys.stream("default"), {"garbage": "\x00not an event"})
-    redis_conn.xadd(keys.stream("default"), {"event_id": "not-a-uuid", "kind": "cancellation"})
+    redis_conn.xadd(queue.stream_key("default"), {"garbage": "\x00not an event"})
+    redis_conn.xadd(queue.stream_key("default"), {"event_id": "not-a-uuid", "kind": "cancellation"})
     canceled = shop.cancellation()
 
     worker.loop()
 
     assert len(smtp_server.messages) == 1
     assert shop.delivery(canceled["id"]).status == "sent"
-    dead = [fields for _, fields in redis_conn.xrange(keys.dead)]
+    dead = [fields for _, fields in redis_conn.xrange(queue.dead_key)]
     assert len(dead) == 2
     assert all(entry["error"].startswith("unreadable entry") for entry in dead)
-    assert pending(redis_conn, keys) == 0
+    assert pending(queue) == 0
 
 
-def test_event_without_a_delivery_row_is_dead_lettered(worker, smtp_server, redis_conn, keys):
+def test_event_without_a_delivery_row_is_dead_lettered(worker, smtp_server, redis_conn, queue):
     event_id = "6f1c2d7e-8a8b-4c1e-9a47-0f4b1d5e2c3a"
-    redis_conn.xadd(keys.stream("default"), {"event_id": event_id, "kind": "cancellation"})
+    redis_conn.xadd(queue.stream_key("default"), {"event_id": event_id, "kind": "cancellation"})
 
     worker.loop()
 
-    [(_, dead)] = redis_conn.xrange(keys.dead)
+    [(_, dead)] = redis_conn.xrange(queue.dead_key)
     assert dead["event_id"] == event_id
     assert dead["error"] == "no delivery recorded for this event"
     assert smtp_server.messages == []
 
 
 def test_high_priority_is_sent_before_a_default_backlog(
-    app, shop, worker, smtp_server, redis_conn, keys
+    app, shop, worker, smtp_server, redis_conn, queue
 ):
     backlog = [shop.cancellation() for _ in range(12)]
     # An urgent mail arrives after the backlog; it is sent in the very next batch.
@@ -189,17 +180,19 @@ def test_high_priority_is_sent_before_a_default_backlog(
         db.session.commit()
         from gobarber.mail import outbox
 
-        outbox.publish(urgent, redis_conn)
+        outbox.publish(urgent)
 
     worker.loop()
 
     [first] = smtp_server.messages  # the high entry alone, ahead of twelve default ones
     assert first["To"] == "Urgente <urgent@barber.example.com>"
-    run_until_settled(worker, lambda: len(smtp_server.messages) == 13)
-    assert redis_conn.xlen(keys.stream("default")) == 0
+    run_until_settled(
+        worker, lambda: len(smtp_server.messages) == 13, what="13 mails: urgent and backlog"
+    )
+    assert redis_conn.xlen(queue.stream_key("default")) == 0
 
 
-def test_stop_leaves_the_rest_of_the_batch_pending(shop, worker, smtp_server, redis_conn, keys):
+def test_stop_leaves_the_rest_of_the_batch_pending(shop, worker, smtp_server, redis_conn, queue):
     for _ in range(3):
         shop.cancellation()
     # SIGTERM arrives while the first mail is being accepted.
@@ -208,11 +201,11 @@ def test_stop_leaves_the_rest_of_the_batch_pending(shop, worker, smtp_server, re
     worker.loop()
 
     assert len(smtp_server.messages) == 1
-    assert pending(redis_conn, keys) == 2  # still owed, picked up on restart or by the reaper
+    assert pending(queue) == 2  # still owed, picked up on restart or by the reaper
 
 
 def test_restarted_worker_first_reads_its_own_pending_entries(
-    app, shop, smtp_server, redis_conn, keys
+    app, shop, smtp_server, redis_conn, queue
 ):
     from consumers.loop import Stop
     from consumers.worker import MailWorker
@@ -221,21 +214,21 @@ def test_restarted_worker_first_reads_its_own_pending_entries(
     first = MailWorker(app, stop=Stop(), name="stable-name")
     first.initialize()
     # It took the entry and died before handling it.
-    redis_conn.xreadgroup(keys.group, "stable-name", {keys.stream("default"): ">"}, count=10)
-    assert pending(redis_conn, keys) == 1
+    redis_conn.xreadgroup(queue.group, "stable-name", {queue.stream_key("default"): ">"}, count=10)
+    assert pending(queue) == 1
 
     again = MailWorker(app, stop=Stop(), name="stable-name")
     again.initialize()
     again.loop()
 
     assert len(smtp_server.messages) == 1
-    assert pending(redis_conn, keys) == 0
+    assert pending(queue) == 0
 
 
-def test_the_loop_recreates_a_group_redis_lost(shop, worker, smtp_server, redis_conn, keys):
+def test_the_loop_recreates_a_group_redis_lost(shop, worker, smtp_server, redis_conn, queue):
     from consumers.loop import run
 
-    redis_conn.delete(keys.stream("default"))  # Redis restarted empty
+    redis_conn.delete(queue.stream_key("default"))  # Redis restarted empty
     shop.cancellation()
     passes = []
 
@@ -252,7 +245,7 @@ def test_the_loop_recreates_a_group_redis_lost(shop, worker, smtp_server, redis_
 
 
 def test_a_mail_that_cannot_be_rendered_is_retried_then_dead_lettered(
-    app, shop, worker, smtp_server, redis_conn, keys, tmp_path
+    app, shop, worker, smtp_server, redis_conn, queue, tmp_path
 ):
     from jinja2 import ChoiceLoader, FileSystemLoader
 
@@ -262,11 +255,15 @@ def test_a_mail_that_cannot_be_rendered_is_retried_then_dead_lettered(
     app.jinja_env.loader = ChoiceLoader([FileSystemLoader(tmp_path), app.jinja_env.loader])
     canceled = shop.cancellation()
 
-    run_until_settled(worker, lambda: shop.delivery(canceled["id"]).status == "failed")
+    run_until_settled(
+        worker,
+        lambda: shop.delivery(canceled["id"]).status == "failed",
+        what="the unrenderable mail's delivery to fail",
+    )
 
     delivery = shop.delivery(canceled["id"])
     assert delivery.attempts == app.config["MAIL_MAX_ATTEMPTS"]
     assert "UndefinedError" in delivery.last_error
     assert smtp_server.messages == []
-    assert pending(redis_conn, keys) == 0
-    assert len(redis_conn.xrange(keys.dead)) == 1
+    assert pending(queue) == 0
+    assert len(redis_conn.xrange(queue.dead_key)) == 1

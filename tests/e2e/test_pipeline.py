@@ -10,10 +10,13 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import redis
 
-from tests.e2e.conftest import Client, deliveries, owed
-from tests.processes import PrivateRedis, wait_until
+from gobarber.testing import PrivateRedis, wait_until
+from tests.mobile_client import Client
+from tests.streams import deliveries, owed
 
-pytestmark = pytest.mark.postgres_only
+# Real processes: each test's own waits add up to 2-4 minutes before they give up (they
+# took 4-11 s here), so the suite's 60 s default would cut them short of their messages.
+pytestmark = [pytest.mark.postgres_only, pytest.mark.timeout(300)]
 
 
 def message_ids(smtp_server):

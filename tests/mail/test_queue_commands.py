@@ -4,7 +4,9 @@ import json
 
 import pytest
 
-from tests.consumers.test_reaper import abandon
+from tests.streams import abandon, run_until_settled
+
+pytestmark = pytest.mark.sends_mail
 
 
 @pytest.fixture
@@ -20,7 +22,7 @@ def flask_cli(app):
 
 
 @pytest.fixture
-def known_state(shop, worker, smtp_server, redis_conn, keys, api):
+def known_state(shop, worker, smtp_server, redis_conn, queue, api):
     """One mail sent, one dead-lettered (550), three pending for a dead consumer, two unread."""
     shop.cancellation()
     worker.loop()  # sent
@@ -30,7 +32,7 @@ def known_state(shop, worker, smtp_server, redis_conn, keys, api):
     worker.loop()  # dead-lettered
     for _ in range(3):
         shop.cancellation()
-    abandon(redis_conn, keys, consumer="gone-worker", idle_ms=600_000)
+    abandon(queue, consumer="gone-worker", idle_ms=600_000)
     for _ in range(2):
         shop.cancellation()
     return {"dead_event": shop.delivery(dead["id"]).event_id, "refused": refused}
@@ -81,30 +83,33 @@ def test_dead_lists_event_recipient_attempts_and_error(flask_cli, known_state):
 
 
 def test_retry_sends_once_even_when_run_twice(
-    flask_cli, known_state, worker, smtp_server, shop, redis_conn, keys
+    flask_cli, known_state, worker, smtp_server, shop, redis_conn, queue
 ):
     smtp_server.mailbox.refuse_recipients.clear()  # the operator fixed the address
     before = len(smtp_server.messages)
 
     first = flask_cli("queue", "retry", known_state["dead_event"]).output
     second = flask_cli("queue", "retry", known_state["dead_event"]).output
-    while redis_conn.xlen(keys.stream("default")) > 3:  # the three held by gone-worker stay
-        worker.loop()
+    run_until_settled(  # the three held by gone-worker stay
+        worker,
+        lambda: redis_conn.xlen(queue.stream_key("default")) <= 3,
+        what="the retried mail's entry to be acknowledged",
+    )
 
     assert "1 mail(s) put back." in first
     assert "Nothing to retry." in second
     retried = [m for m in smtp_server.messages[before:] if "Recusado" in m["To"]]
     assert len(retried) == 1
     assert retried[0]["Message-ID"] == f"<{known_state['dead_event']}@gobarber.com>"
-    assert redis_conn.xlen(keys.dead) == 0
+    assert redis_conn.xlen(queue.dead_key) == 0
     state = json.loads(flask_cli("queue", "status", "--json").output)
     assert state["deliveries"]["total"]["failed"] == 0
 
 
-def test_retry_all(flask_cli, known_state, redis_conn, keys):
+def test_retry_all(flask_cli, known_state, redis_conn, queue):
     output = flask_cli("queue", "retry", "--all").output
     assert f"queued again: {known_state['dead_event']}" in output
-    assert redis_conn.xlen(keys.dead) == 0
+    assert redis_conn.xlen(queue.dead_key) == 0
 
 
 def test_retry_needs_an_event_or_all(flask_cli):
@@ -114,25 +119,30 @@ def test_retry_needs_an_event_or_all(flask_cli):
 
 
 def test_forget_consumer_requeues_what_it_held(
-    flask_cli, known_state, worker, smtp_server, redis_conn, keys
+    flask_cli, known_state, worker, smtp_server, redis_conn, queue
 ):
     output = flask_cli("queue", "forget-consumer", "gone-worker").output
     assert "requeued 3 entries" in output
-    names = [c["name"] for c in redis_conn.xinfo_consumers(keys.stream("default"), keys.group)]
+    names = [
+        c["name"] for c in redis_conn.xinfo_consumers(queue.stream_key("default"), queue.group)
+    ]
     assert "gone-worker" not in names
     before = len(smtp_server.messages)
-    while redis_conn.xlen(keys.stream("default")):
-        worker.loop()
+    run_until_settled(
+        worker,
+        lambda: not redis_conn.xlen(queue.stream_key("default")),
+        what="the requeued and unread entries to be acknowledged",
+    )
     assert len(smtp_server.messages) == before + 5  # its three and the two unread
 
 
-def test_forget_consumer_refuses_one_that_may_be_alive(flask_cli, shop, worker, redis_conn, keys):
+def test_forget_consumer_refuses_one_that_may_be_alive(flask_cli, shop, worker, redis_conn, queue):
     shop.cancellation()
-    abandon(redis_conn, keys, consumer="busy-worker", idle_ms=0)
+    abandon(queue, consumer="busy-worker", idle_ms=0)
     result = flask_cli("queue", "forget-consumer", "busy-worker")
     assert result.exit_code == 1
     assert "may still be running" in result.output
-    assert redis_conn.xpending(keys.stream("default"), keys.group)["pending"] == 1
+    assert redis_conn.xpending(queue.stream_key("default"), queue.group)["pending"] == 1
 
 
 def test_make_admin(flask_cli, api, app):

@@ -3,8 +3,12 @@
 import json
 import logging
 
+import pytest
+
 from gobarber.logs import JsonLines
-from tests.consumers.test_worker import run_until_settled
+from tests.streams import run_until_settled
+
+pytestmark = pytest.mark.sends_mail
 
 
 def transitions_logged(caplog):
@@ -15,7 +19,7 @@ def test_queued_retried_sent_each_log_one_line(caplog, shop, worker, smtp_server
     caplog.set_level(logging.INFO)
     smtp_server.fail_next(1)
     canceled = shop.cancellation()
-    run_until_settled(worker, lambda: smtp_server.messages)
+    run_until_settled(worker, lambda: smtp_server.messages, what="the retried mail")
 
     event_id = shop.delivery(canceled["id"]).event_id
     lines = [r.mail for r in transitions_logged(caplog) if r.mail["event_id"] == event_id]

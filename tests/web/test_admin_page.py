@@ -15,6 +15,8 @@ from werkzeug.serving import make_server
 from gobarber.extensions import db
 from gobarber.models import User
 
+pytestmark = pytest.mark.sends_mail
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
 

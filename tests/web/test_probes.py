@@ -4,9 +4,12 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from gobarber import create_app
-from tests.conftest import make_config
-from tests.e2e.conftest import Client
-from tests.processes import PrivateRedis, wait_until
+from gobarber.testing import PrivateRedis, wait_until
+from tests.apps import make_config
+from tests.mobile_client import Client
+from tests.streams import run_until_settled
+
+pytestmark = pytest.mark.sends_mail
 
 
 def metric_values(client):
@@ -65,9 +68,7 @@ def test_health_follows_a_redis_that_stops_and_returns(database_url, tmp_path, s
         private.stop()
 
 
-def test_metrics_parse_and_count_the_pipeline(client, shop, worker, smtp_server, redis_conn, keys):
-    from tests.consumers.test_worker import run_until_settled
-
+def test_metrics_parse_and_count_the_pipeline(client, shop, worker, smtp_server, redis_conn, queue):
     shop.cancellation()
     worker.loop()  # sent
     smtp_server.fail_next(1)
@@ -76,7 +77,9 @@ def test_metrics_parse_and_count_the_pipeline(client, shop, worker, smtp_server,
     smtp_server.refuse(refused.email)
     shop.cancellation(provider=refused)  # a 550: failed once, dead
     run_until_settled(
-        worker, lambda: len(smtp_server.messages) == 2 and redis_conn.xlen(keys.dead) == 1
+        worker,
+        lambda: len(smtp_server.messages) == 2 and redis_conn.xlen(queue.dead_key) == 1,
+        what="two mails sent and one dead letter",
     )
 
     values = metric_values(client)
@@ -98,6 +101,7 @@ def test_metrics_parse_and_count_the_pipeline(client, shop, worker, smtp_server,
 
 
 @pytest.mark.postgres_only
+@pytest.mark.timeout(180)  # real processes: its waits add up to 100 s (it took 4-8 s)
 def test_metrics_are_right_with_two_gunicorn_workers_and_a_mail_worker(
     slot, smtp_server, processes
 ):

@@ -1,11 +1,6 @@
-"""End-to-end helpers: the mobile client over real HTTP, and what the outbox and Redis hold."""
+"""The mobile client's calls over real HTTP, for tests against a running gunicorn."""
 
 import requests
-from sqlalchemy import select
-
-from gobarber.extensions import db
-from gobarber.mail import streams
-from gobarber.models import MailDelivery
 
 
 class Client:
@@ -16,10 +11,12 @@ class Client:
         self.http = requests.Session()
 
     def call(self, method, path, token=None, **kwargs):
+        """Send one request, as the person holding `token` if given."""
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         return self.http.request(method, self.url + path, headers=headers, timeout=30, **kwargs)
 
     def person(self, name, email, provider=False):
+        """Sign up and in; return the new user's id and token."""
         body = {"name": name, "email": email, "password": "secret123", "provider": provider}
         created = self.call("POST", "/users", json=body)
         assert created.status_code == 200, created.text
@@ -50,25 +47,3 @@ class Client:
                     assert booked.status_code == 200, booked.text
                     ids.append(booked.json()["id"])
         return ids
-
-
-def deliveries(app):
-    """Every delivery row, read fresh."""
-    with app.app_context():
-        rows = db.session.scalars(select(MailDelivery)).all()
-        db.session.expunge_all()
-        return rows
-
-
-def owed(app, client=None):
-    """Entries still pending or not yet read, over both priority streams."""
-    keys = streams.Keys.of(app)
-    client = client or app.extensions["redis"]
-    total = 0
-    for stream in keys.streams:
-        if client.exists(stream):
-            total += client.xlen(stream)
-            groups = {g["name"]: g for g in client.xinfo_groups(stream)}
-            if keys.group in groups:
-                total += groups[keys.group]["pending"]
-    return total

@@ -1,0 +1,93 @@
+"""The mail pipeline's metrics: transitions counted as they happen, queue gauges at
+scrape time. `transitions.record` counts; `/metrics` renders `MailCollector`."""
+
+import math
+
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+)
+
+from gobarber import metrics
+
+# Seconds from the cancel to the SMTP server's acceptance.
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, math.inf)
+COUNTERS = {
+    "queued": "Mail events put on a stream",
+    "sent": "Mails the SMTP server accepted",
+    "failed": "Send attempts that failed",
+    "retried": "Mails scheduled for another attempt",
+    "dead": "Mails dead-lettered",
+}
+
+
+def count_transition(state, kind, *, attempt_failed=False, latency=None):
+    """Count a transition; with `latency`, observe the cancel-to-accepted time."""
+    counts = {("mail", f"{state}|{kind}"): 1}
+    if attempt_failed:
+        counts["mail", f"failed|{kind}"] = 1
+    if latency is not None:
+        bucket = next(b for b in LATENCY_BUCKETS if latency <= b)
+        counts["latency", f"{kind}|{bucket}"] = 1
+        counts["latency", f"{kind}|sum"] = float(latency)
+    metrics.increment(counts)
+
+
+class MailCollector:
+    """Mail counters, the latency histogram and the queue's gauges, built at scrape time."""
+
+    def __init__(self, queue):
+        self.queue = queue
+
+    def collect(self):
+        yield from self._counters(metrics.read("mail"))
+        yield self._latency(metrics.read("latency"))
+        yield from self._queue_gauges()
+
+    def _counters(self, counts):
+        for state, help_text in COUNTERS.items():
+            family = CounterMetricFamily(f"gobarber_mail_{state}", help_text, labels=["kind"])
+            for field, value in counts.items():
+                field_state, kind = field.split("|", 1)
+                if field_state == state:
+                    family.add_metric([kind], int(value))
+            yield family
+
+    def _latency(self, raw):
+        family = HistogramMetricFamily(
+            "gobarber_mail_cancel_to_accepted_seconds",
+            "Time from the cancel to the SMTP server accepting the mail",
+            labels=["kind"],
+        )
+        for kind in sorted({field.split("|", 1)[0] for field in raw}):
+            cumulative, buckets = 0, []
+            for bound in LATENCY_BUCKETS:
+                cumulative += int(raw.get(f"{kind}|{bound}", 0))
+                buckets.append(("+Inf" if bound == math.inf else str(bound), cumulative))
+            family.add_metric([kind], buckets, float(raw.get(f"{kind}|sum", 0)))
+        return family
+
+    def _queue_gauges(self):
+        gauges = {
+            "pending": GaugeMetricFamily(
+                "gobarber_mail_pending",
+                "Entries delivered to a worker, not yet acknowledged",
+                labels=["priority"],
+            ),
+            "lag": GaugeMetricFamily(
+                "gobarber_mail_lag", "Entries not yet delivered to any worker", labels=["priority"]
+            ),
+            "oldest_pending_age_s": GaugeMetricFamily(
+                "gobarber_mail_oldest_pending_age_seconds",
+                "Age of the oldest pending entry",
+                labels=["priority"],
+            ),
+        }
+        for state in self.queue.state():
+            for name, family in gauges.items():
+                family.add_metric([state["priority"]], float(state[name] or 0))
+        yield from gauges.values()
+        dead = GaugeMetricFamily("gobarber_mail_dead_letters", "Entries in the dead-letter stream")
+        dead.add_metric([], self.queue.dead_count())
+        yield dead

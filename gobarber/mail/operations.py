@@ -1,0 +1,124 @@
+"""What an operator asks of the mail queue: its state, its dead letters, and putting
+mails back. The CLI (`flask queue ...`) and the admin page read here; `/metrics` reads
+the same queue through `gobarber.mail.metrics`."""
+
+import logging
+from datetime import timedelta
+
+from sqlalchemy import func, select
+
+from gobarber.extensions import db
+from gobarber.mail import outbox
+from gobarber.mail.queue import is_event_id
+from gobarber.models import MailDelivery
+from gobarber.models.mail_delivery import DeliveryStatus
+from gobarber.shop_time import now
+
+log = logging.getLogger(__name__)
+
+
+class ConsumerActive(Exception):
+    """The consumer to forget does not look gone."""
+
+
+def delivery_counts():
+    """Deliveries by status over the last hour and in total."""
+    since = now() - timedelta(hours=1)
+    statuses = [str(status) for status in DeliveryStatus]
+    counts = {"last_hour": dict.fromkeys(statuses, 0), "total": dict.fromkeys(statuses, 0)}
+    by_status = select(MailDelivery.status, func.count()).group_by(MailDelivery.status)
+    for status, count in db.session.execute(by_status):
+        counts["total"][status] = count
+    recent = by_status.where(MailDelivery.created_at >= since)
+    for status, count in db.session.execute(recent):
+        counts["last_hour"][status] = count
+    return counts
+
+
+def status(queue):
+    """The whole picture: streams, dead letters, deliveries by status."""
+    return {
+        "streams": queue.state(),
+        "dead_letters": queue.dead_count(),
+        "deliveries": delivery_counts(),
+    }
+
+
+def _rows_of(event_ids):
+    event_ids = [event for event in event_ids if is_event_id(event)]
+    if not event_ids:
+        return {}
+    query = select(MailDelivery).where(MailDelivery.event_id.in_(event_ids))
+    return {row.event_id: row for row in db.session.scalars(query)}
+
+
+def dead_letters(queue, limit=100):
+    """The newest dead letters, with the delivery row's recipient and attempts."""
+    entries = queue.dead_letters(limit)
+    rows = _rows_of([fields.get("event_id") for _, fields in entries])
+    letters = []
+    for dead_id, fields in entries:
+        row = rows.get(fields.get("event_id"))
+        dead_at = fields.get("dead_at", "")
+        letters.append(
+            {
+                "dead_id": dead_id,
+                "event_id": fields.get("event_id"),
+                "kind": fields.get("kind"),
+                "recipient": row.recipient if row else None,
+                "attempts": row.attempts if row else None,
+                "status": row.status if row else None,
+                "error": fields.get("error"),
+                "dead_at_ms": int(dead_at) if dead_at.isdigit() else None,
+                "retryable": row is not None,
+            }
+        )
+    return letters
+
+
+def retry(queue, *, event_id=None):
+    """Put dead letters back on their streams with fresh attempts; return the event ids.
+
+    With `event_id`, only that event; without, every dead letter that has a delivery row.
+    Running it twice retries nothing the second time: the dead letter is gone by then.
+    """
+    by_event = {}
+    for dead_id, fields in reversed(queue.dead_letters()):
+        if event_id is None or fields.get("event_id") == event_id:
+            by_event.setdefault(fields.get("event_id"), []).append(dead_id)
+    rows = _rows_of(list(by_event))
+    retried = []
+    for event, dead_ids in by_event.items():
+        row = rows.get(event)
+        if row is None:
+            continue  # an unreadable entry: nothing to send; it stays for a person to read
+        if row.status != DeliveryStatus.SENT:
+            outbox.reset_for_retry(row)
+            db.session.commit()
+            outbox.publish(row, queue)
+            log.info("mail event %s put back by an operator", event)
+            retried.append(event)
+        queue.drop_dead(dead_ids)
+    return retried
+
+
+def forget_consumer(queue, name, *, visibility_ms):
+    """Remove a consumer that is gone, first requeueing what it held; return that count.
+
+    Refuses while the consumer touched one of its pending entries within the visibility
+    timeout: it may still be working on it.
+    """
+    if name not in queue.consumer_names():
+        return 0
+    held = queue.held_by(name)
+    busy = [entry for entry in held if entry.idle_ms < visibility_ms]
+    if busy:
+        raise ConsumerActive(
+            f"consumer {name} took an entry {busy[0].idle_ms / 1000:.0f}s ago; "
+            "it may still be running"
+        )
+    moved = queue.settle(requeued=queue.claim(name, held))
+    outbox.record_entry_ids(moved)
+    db.session.commit()
+    queue.remove_consumer(name)
+    return len(moved)

@@ -1,0 +1,21 @@
+"""The Redis connection every process shares: built from the settings, checked at start."""
+
+import redis
+
+
+def connect(config):
+    """Return a Redis client for `REDIS_URL`, decoding replies, never waiting forever."""
+    timeout = config.get("REDIS_SOCKET_TIMEOUT", 5)
+    return redis.Redis.from_url(
+        config["REDIS_URL"],
+        decode_responses=True,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        health_check_interval=30,
+    )
+
+
+def address(connection):
+    """Return the `host:port` a client talks to, for messages."""
+    kwargs = connection.connection_pool.connection_kwargs
+    return f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
