@@ -13,8 +13,8 @@ from sqlalchemy import update
 from sqlalchemy.orm import joinedload
 
 from gobarber import create_app
-from gobarber.api import shapes
 from gobarber.api.contract import authenticate, current_user
+from gobarber.api.schemas import AppointmentOut
 from gobarber.errors import GobarberError, NotFound, Unauthorized
 from gobarber.extensions import db, mail
 from gobarber.models import Appointment
@@ -66,7 +66,7 @@ def sync_cancel(appointment_id):
         )
     )
     db.session.refresh(appointment)
-    return shapes.appointment(appointment)
+    return AppointmentOut.of(appointment).model_dump(mode="json", by_alias=True)
 
 
 app = create_app()

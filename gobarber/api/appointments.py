@@ -3,10 +3,9 @@
 from flask import Blueprint
 from pydantic import BaseModel, Field
 
-from gobarber.api import shapes
 from gobarber.api.contract import current_user, endpoint
 from gobarber.api.fields import Id, IsoDateTime
-from gobarber.mail.outbox import cancellation_delivery
+from gobarber.api.schemas import AppointmentDetail, AppointmentOut, AppointmentSummary
 from gobarber.services import appointments
 from gobarber.shop_time import from_iso
 
@@ -26,24 +25,14 @@ class Booking(BaseModel):
 @endpoint(
     query=PageQuery,
     summary="The signed-in user's non-canceled appointments, 20 a page",
-    responses={200: "A page of appointments", 400: "Validation fails"},
+    responses={
+        200: (list[AppointmentSummary], "A page of appointments"),
+        400: "Validation fails",
+    },
 )
 def index(query):
     rows = appointments.customer_appointments(user=current_user(), page=query.page)
-    return [
-        {
-            "id": row.id,
-            "date": shapes.appointment(row)["date"],
-            "past": appointments.is_past(row),
-            "cancelable": appointments.is_cancelable(row),
-            "provider": {
-                "id": row.provider.id,
-                "name": row.provider.name,
-                "avatar": shapes.avatar(row.provider.avatar),
-            },
-        }
-        for row in rows
-    ]
+    return [AppointmentSummary.of(row) for row in rows]
 
 
 @bp.post("/appointments")
@@ -51,7 +40,7 @@ def index(query):
     body=Booking,
     summary="Book the hour that holds `date` with a provider",
     responses={
-        200: "The appointment",
+        200: (AppointmentOut, "The appointment"),
         400: "Validation fails or the slot is not available",
         401: "You can only create appointments with providers",
     },
@@ -60,24 +49,24 @@ def create(body):
     row = appointments.book(
         customer=current_user(), provider_id=body.provider_id, start=from_iso(body.date)
     )
-    return shapes.appointment(row)
+    return AppointmentOut.of(row)
 
 
 @bp.get("/appointments/<id:appointment_id>")
 @endpoint(
     summary="One appointment of the signed-in user, with its cancellation mail's status",
-    responses={200: "The appointment", 404: "Appointment not found"},
+    responses={200: (AppointmentDetail, "The appointment"), 404: "Appointment not found"},
 )
 def show(appointment_id):
     row = appointments.find_for(user=current_user(), appointment_id=appointment_id)
-    return shapes.appointment_detail(row, cancellation_delivery(appointment_id=row.id))
+    return AppointmentDetail.of(row, appointments.cancellation_mail(appointment=row))
 
 
 @bp.delete("/appointments/<id:appointment_id>")
 @endpoint(
     summary="Cancel an appointment at least 2 hours ahead; the provider is mailed",
     responses={
-        200: "The canceled appointment",
+        200: (AppointmentDetail, "The canceled appointment"),
         400: "Appointment already canceled",
         401: "Not yours, or less than 2 hours ahead",
         404: "Appointment not found",
@@ -85,4 +74,4 @@ def show(appointment_id):
 )
 def cancel(appointment_id):
     row, delivery = appointments.cancel(user=current_user(), appointment_id=appointment_id)
-    return shapes.appointment_detail(row, delivery)
+    return AppointmentDetail.of(row, delivery)

@@ -1,15 +1,16 @@
-"""Request validation and the OpenAPI document, both from the same pydantic models.
+"""Request validation, response serialisation and the OpenAPI document, from one set of models.
 
-A view declares what it takes with `@endpoint(...)`; the decorator validates the request
-against those models and records them, and `/openapi.json` is built from that record, so
-the document cannot drift from what the code accepts.
+A view declares what it takes and what it answers with `@endpoint(...)`: the decorator
+validates the request against the input models, serialises the model the view returns,
+and records both, and `/openapi.json` is built from that record, so the document cannot
+drift from what the code accepts or sends.
 """
 
 import re
 from functools import wraps
 
 from flask import g, request
-from pydantic import ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from gobarber.errors import Invalid, Unauthorized
 from gobarber.services.users import user_from_token
@@ -75,6 +76,15 @@ def parse_query(model, invalid="Validation fails"):
     return _validate(model, request.args.to_dict(), invalid)
 
 
+def _success(responses):
+    """Return the one 2xx status of `responses` and the type its view returns."""
+    successes = [(status, answer) for status, answer in responses.items() if status < 400]
+    if len(successes) != 1 or not isinstance(successes[0][1], tuple):
+        raise TypeError("declare exactly one success as `status: (ResponseModel, description)`")
+    status, (shape, _) = successes[0]
+    return status, shape
+
+
 def endpoint(
     *,
     summary,
@@ -86,11 +96,16 @@ def endpoint(
     upload=None,
     invalid="Validation fails",
 ):
-    """Declare a view's inputs: authenticate, validate, and record them for OpenAPI.
+    """Declare a view's inputs and answers: authenticate, validate, serialise, record.
 
+    `responses` maps each status to its description; the success maps to
+    `(model, description)`, where the model (or `list[model]`) is what the view returns.
     Checks run in the original backend's order: the token, then the provider flag, then
     the input.
     """
+    status, shape = _success(responses)
+    # Built once per view: a TypeAdapter compiles its serializer.
+    dump = TypeAdapter(shape).dump_python
 
     def decorate(view):
         @wraps(view)
@@ -103,7 +118,9 @@ def endpoint(
                 kwargs["body"] = parse_body(body, invalid)
             if query is not None:
                 kwargs["query"] = parse_query(query, invalid)
-            return view(*args, **kwargs)
+            # warnings="error": a view that returns anything but its model fails loudly
+            # instead of sending keys the document does not declare.
+            return dump(view(*args, **kwargs), mode="json", by_alias=True, warnings="error"), status
 
         handle.openapi = {
             "summary": summary,
@@ -128,11 +145,17 @@ _PATH_TYPES = {
 }
 
 
-def _schema_ref(model, components):
-    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+_REF = "#/components/schemas/{model}"
+
+
+def _schema_ref(shape, components, mode="validation"):
+    """Return the schema of a model or `list[model]`, its models moved into components."""
+    schema = TypeAdapter(shape).json_schema(mode=mode, ref_template=_REF)
     components.update(schema.pop("$defs", {}))
-    components[model.__name__] = schema
-    return {"$ref": f"#/components/schemas/{model.__name__}"}
+    if isinstance(shape, type) and issubclass(shape, BaseModel):
+        components[shape.__name__] = schema
+        return {"$ref": _REF.format(model=shape.__name__)}
+    return schema
 
 
 def _query_parameters(model):
@@ -175,13 +198,16 @@ def _operation(spec, path_params, components):
         }
     if spec["auth"]:
         operation["security"] = [{"bearerAuth": []}]
-    for status, description in spec["responses"].items():
-        response = {"description": description}
+    for status, answer in spec["responses"].items():
         if status >= 400:
-            response["content"] = {"application/json": {"schema": ERROR_SCHEMA}}
+            description, schema = answer, ERROR_SCHEMA
         else:
-            response["content"] = {"application/json": {"schema": {}}}
-        operation["responses"][str(status)] = response
+            shape, description = answer
+            schema = _schema_ref(shape, components, mode="serialization")
+        operation["responses"][str(status)] = {
+            "description": description,
+            "content": {"application/json": {"schema": schema}},
+        }
     return operation
 
 
@@ -197,7 +223,7 @@ def openapi_document(app):
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
             paths.setdefault(path, {})[method.lower()] = _operation(spec, path_params, components)
     return {
-        "openapi": "3.0.3",
+        "openapi": "3.1.0",
         "info": {
             "title": "GoBarber API",
             "version": "1.0.0",

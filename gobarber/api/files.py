@@ -2,8 +2,8 @@
 
 from flask import Blueprint, request, send_from_directory
 
-from gobarber.api import shapes
 from gobarber.api.contract import endpoint
+from gobarber.api.schemas import StoredFile
 from gobarber.errors import Invalid
 from gobarber.services.files import store_upload, upload_folder
 
@@ -14,20 +14,18 @@ bp = Blueprint("files", __name__)
 @endpoint(
     upload="file",
     summary="Upload an image (JPEG, PNG, GIF or WebP) to use as an avatar",
-    responses={200: "The stored file", 400: "Not an image, or no file", 413: "File too large"},
+    responses={
+        200: (StoredFile, "The stored file"),
+        400: "Not an image, or no file",
+        413: "File too large",
+    },
 )
 def upload():
     given = request.files.get("file")
     if given is None:
         raise Invalid("File not provided (multipart field 'file')")
     file = store_upload(stream=given.stream, filename=given.filename)
-    return {
-        "url": shapes.file_url(file),
-        "id": file.id,
-        "name": file.name,
-        "path": file.path,
-        **shapes.timestamps(file),
-    }
+    return StoredFile.of(file)
 
 
 @bp.get("/files/<path:path>")

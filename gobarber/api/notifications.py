@@ -2,8 +2,8 @@
 
 from flask import Blueprint
 
-from gobarber.api import shapes
 from gobarber.api.contract import current_user, endpoint
+from gobarber.api.schemas import NotificationOut
 from gobarber.services import notifications
 
 bp = Blueprint("notifications", __name__)
@@ -11,17 +11,18 @@ bp = Blueprint("notifications", __name__)
 
 @bp.get("/notifications")
 @endpoint(
-    summary="The signed-in user's 20 newest notifications", responses={200: "The notifications"}
+    summary="The signed-in user's 20 newest notifications",
+    responses={200: (list[NotificationOut], "The notifications")},
 )
 def index():
-    return [shapes.notification(row) for row in notifications.latest(user=current_user())]
+    return [NotificationOut.of(row) for row in notifications.latest(user=current_user())]
 
 
 @bp.put("/notifications/<id:notification_id>")
 @endpoint(
     summary="Mark a notification read",
-    responses={200: "The notification", 404: "Notification not found"},
+    responses={200: (NotificationOut, "The notification"), 404: "Notification not found"},
 )
 def mark_read(notification_id):
     row = notifications.mark_read(user=current_user(), notification_id=notification_id)
-    return shapes.notification(row)
+    return NotificationOut.of(row)

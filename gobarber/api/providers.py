@@ -3,8 +3,8 @@
 from flask import Blueprint
 from pydantic import BaseModel, Field
 
-from gobarber.api import shapes
 from gobarber.api.contract import endpoint
+from gobarber.api.schemas import ProviderOut, Slot
 from gobarber.services import appointments
 from gobarber.shop_time import from_millis
 
@@ -16,18 +16,9 @@ class DayQuery(BaseModel):
 
 
 @bp.get("/providers")
-@endpoint(summary="List the providers", responses={200: "The providers"})
+@endpoint(summary="List the providers", responses={200: (list[ProviderOut], "The providers")})
 def index():
-    return [
-        {
-            "id": provider.id,
-            "name": provider.name,
-            "email": provider.email,
-            "avatar_id": provider.avatar_id,
-            "avatar": shapes.provider_avatar(provider.avatar),
-        }
-        for provider in appointments.providers()
-    ]
+    return [ProviderOut.of(provider) for provider in appointments.providers()]
 
 
 @bp.get("/providers/<id:provider_id>/available")
@@ -35,11 +26,12 @@ def index():
     query=DayQuery,
     invalid="Invalid date",
     summary="The provider's slots on the shop-local day of `date`",
-    responses={200: "One entry per slot", 400: "Invalid date", 404: "Provider not found"},
+    responses={
+        200: (list[Slot], "One entry per slot"),
+        400: "Invalid date",
+        404: "Provider not found",
+    },
 )
 def available(provider_id, query):
     slots = appointments.availability(provider_id=provider_id, moment=from_millis(query.date))
-    return [
-        {"time": slot.strftime("%H:%M"), "value": slot.isoformat(), "available": free}
-        for slot, free in slots
-    ]
+    return [Slot.of(start, free) for start, free in slots]

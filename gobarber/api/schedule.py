@@ -3,8 +3,8 @@
 from flask import Blueprint
 from pydantic import BaseModel, Field
 
-from gobarber.api import shapes
 from gobarber.api.contract import current_user, endpoint
+from gobarber.api.schemas import ScheduledAppointment
 from gobarber.services import appointments
 from gobarber.shop_time import from_iso, from_millis
 
@@ -26,8 +26,12 @@ def _moment(raw):
     invalid="Invalid date",
     provider_only=True,
     summary="The provider's appointments on the shop-local day of `date`",
-    responses={200: "The day's appointments", 400: "Invalid date", 401: "User is not a provider"},
+    responses={
+        200: (list[ScheduledAppointment], "The day's appointments"),
+        400: "Invalid date",
+        401: "User is not a provider",
+    },
 )
 def day(query):
     rows = appointments.provider_day(provider=current_user(), moment=_moment(query.date))
-    return [{**shapes.appointment(row), "user": {"name": row.user.name}} for row in rows]
+    return [ScheduledAppointment.of(row) for row in rows]

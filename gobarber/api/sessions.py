@@ -3,9 +3,9 @@
 from flask import Blueprint
 from pydantic import BaseModel, Field
 
-from gobarber.api import shapes
 from gobarber.api.contract import endpoint
 from gobarber.api.fields import Email
+from gobarber.api.schemas import Session
 from gobarber.services import users
 
 bp = Blueprint("sessions", __name__)
@@ -22,20 +22,11 @@ class SignIn(BaseModel):
     body=SignIn,
     summary="Sign in",
     responses={
-        200: "The user and a token",
+        200: (Session, "The user and a token"),
         400: "Validation fails",
         401: "User not found or Password does not match",
     },
 )
 def sign_in(body):
     user, token = users.sign_in(email=body.email, password=body.password)
-    return {
-        "user": {
-            "id": user.id,
-            "name": user.name,
-            "email": user.email,
-            "provider": user.provider,
-            "avatar": shapes.avatar(user.avatar),
-        },
-        "token": token,
-    }
+    return Session.of(user, token)

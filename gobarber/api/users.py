@@ -3,9 +3,9 @@
 from flask import Blueprint
 from pydantic import BaseModel, model_validator
 
-from gobarber.api import shapes
 from gobarber.api.contract import current_user, endpoint
 from gobarber.api.fields import Email, Id, Name, Password
+from gobarber.api.schemas import Profile, SignedUpUser
 from gobarber.services import users
 
 bp = Blueprint("users", __name__)
@@ -40,18 +40,25 @@ class ProfileUpdate(BaseModel):
     auth=False,
     body=SignUp,
     summary="Sign up as a customer, or as a provider with provider: true",
-    responses={200: "The new user", 400: "Validation fails or User already exists."},
+    responses={
+        200: (SignedUpUser, "The new user"),
+        400: "Validation fails or User already exists.",
+    },
 )
 def sign_up(body):
     user = users.sign_up(**body.model_dump())
-    return {"id": user.id, "name": user.name, "email": user.email, "provider": user.provider}
+    return SignedUpUser.of(user)
 
 
 @bp.put("/users")
 @endpoint(
     body=ProfileUpdate,
     summary="Change name, email, avatar or password",
-    responses={200: "The profile", 400: "Validation fails", 401: "Password does not match"},
+    responses={
+        200: (Profile, "The profile"),
+        400: "Validation fails",
+        401: "Password does not match",
+    },
 )
 def update_profile(body):
     given = body.model_dump(exclude_unset=True)
@@ -59,9 +66,4 @@ def update_profile(body):
     if "oldPassword" in changes:
         changes["old_password"] = changes.pop("oldPassword")
     user = users.update_profile(user=current_user(), changes=changes)
-    return {
-        "id": user.id,
-        "name": user.name,
-        "email": user.email,
-        "avatar": shapes.avatar(user.avatar),
-    }
+    return Profile.of(user)
