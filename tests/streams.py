@@ -30,6 +30,18 @@ def abandon(queue, consumer="dead-worker", idle_ms=HOUR_MS):
     return ids
 
 
+def abandon_on_its_last_delivery(queue, event_id, max_attempts):
+    """Make `event_id` the stream's only entry, handed out `max_attempts - 1` times already,
+    and have a consumer take it and die: the reaper's next look is its last chance."""
+    stream = queue.stream_key("default")
+    queue.redis.xtrim(stream, maxlen=0)
+    queue.redis.xadd(
+        stream,
+        {"event_id": event_id, "kind": "cancellation", "redeliveries": str(max_attempts - 1)},
+    )
+    return abandon(queue)
+
+
 def owed(app, client=None):
     """Entries still pending or not yet read, over both priority streams."""
     queue = mail_queue.get(app)

@@ -197,7 +197,7 @@ class Deliverer:
                     Transition.RETRIED,
                     delivery,
                     error=decision.reason,
-                    attempt_failed=True,
+                    attempt_failed=decision.attempt_failed,
                     retry_in_s=round(decision.delay, 2),
                 )
             case Action.LEAVE:
@@ -215,7 +215,8 @@ class Recovery:
         self.policy = DeliveryPolicy.from_config(app.config)
 
     def recover(self, entries):
-        """Acknowledge, dead-letter or requeue reclaimed entries; return the outcome.
+        """Acknowledge, dead-letter or requeue reclaimed entries; return where requeued
+        events now sit, as (event id, entry id) pairs, for the caller to record.
 
         Runs in an app context. Reads the rows as plain columns (thousands at a time),
         loads an ORM row only for a delivery that must be recorded as failed.

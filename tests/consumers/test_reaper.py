@@ -7,7 +7,7 @@ import pytest
 from consumers.loop import Stop
 from consumers.reaper import Reaper
 from tests.apps import make_config
-from tests.streams import abandon, pending, run_until_settled
+from tests.streams import abandon, abandon_on_its_last_delivery, pending, run_until_settled
 
 pytestmark = pytest.mark.sends_mail
 
@@ -51,16 +51,7 @@ def test_dead_letters_an_entry_that_keeps_coming_back(app, shop, reaper, redis_c
     canceled = shop.cancellation()
     event_id = shop.delivery(canceled["id"]).event_id
     # Delivered and abandoned again and again: the entry carries its redelivery count.
-    redis_conn.xtrim(queue.stream_key("default"), maxlen=0)
-    redis_conn.xadd(
-        queue.stream_key("default"),
-        {
-            "event_id": event_id,
-            "kind": "cancellation",
-            "redeliveries": str(app.config["MAIL_MAX_ATTEMPTS"] - 1),
-        },
-    )
-    abandon(queue)
+    abandon_on_its_last_delivery(queue, event_id, app.config["MAIL_MAX_ATTEMPTS"])
 
     reaper.loop()
 

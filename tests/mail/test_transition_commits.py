@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import text
 
 from gobarber.extensions import db
-from tests.streams import abandon, run_until_settled
+from tests.streams import abandon_on_its_last_delivery, run_until_settled
 
 pytestmark = pytest.mark.sends_mail
 
@@ -71,22 +71,10 @@ def test_the_worker_logs_queued_retried_sent_and_dead_after_their_commit(
     assert_committed_first(committed)
 
 
-def test_the_reaper_logs_a_dead_letter_after_its_commit(
-    committed, app, shop, reaper, redis_conn, queue
-):
+def test_the_reaper_logs_a_dead_letter_after_its_commit(committed, app, shop, reaper, queue):
     canceled = shop.cancellation()
     event_id = shop.delivery(canceled["id"]).event_id
-    # Handed out as often as allowed, and abandoned once more.
-    redis_conn.xtrim(queue.stream_key("default"), maxlen=0)
-    redis_conn.xadd(
-        queue.stream_key("default"),
-        {
-            "event_id": event_id,
-            "kind": "cancellation",
-            "redeliveries": str(app.config["MAIL_MAX_ATTEMPTS"] - 1),
-        },
-    )
-    abandon(queue)
+    abandon_on_its_last_delivery(queue, event_id, app.config["MAIL_MAX_ATTEMPTS"])
 
     reaper.loop()
 
