@@ -1,6 +1,7 @@
 """`flask` commands for operators: the mail queue and admin users."""
 
 import json
+import re
 from datetime import UTC, datetime
 
 import click
@@ -16,9 +17,25 @@ queue_cli = AppGroup("queue", help="See the mail queue, its dead letters, and re
 users_cli = AppGroup("users", help="Manage users.")
 
 
+# What a terminal would act on rather than show: C0, DEL and C1 controls (ESC and CSI
+# among them), the Unicode line and paragraph separators, and the bidi overrides.
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def _visible(text):
+    """Show stored text with its control characters escaped (`\\x1b`), never raw."""
+    return _UNPRINTABLE.sub(lambda m: ascii(m.group())[1:-1], str(text))
+
+
+def _json(data):
+    # `ensure_ascii` (the default, kept on purpose) escapes every control character too.
+    return json.dumps(data, indent=2, ensure_ascii=True)
+
+
 def _table(headers, rows):
-    """Render rows as a plain text table."""
-    cells = [[str(h) for h in headers]] + [["—" if c is None else str(c) for c in r] for r in rows]
+    """Render rows as a plain text table, stored text escaped."""
+    cells = [[_visible(h) for h in headers]]
+    cells += [["—" if c is None else _visible(c) for c in r] for r in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -31,7 +48,7 @@ def status(as_json):
     """Show streams, consumers, dead letters and deliveries by status."""
     state = operations.status(mail_queue.get())
     if as_json:
-        click.echo(json.dumps(state, indent=2))
+        click.echo(_json(state))
         return
     click.echo(
         _table(
@@ -66,6 +83,7 @@ def status(as_json):
         )
     )
     click.echo(f"\ndead letters: {state['dead_letters']}")
+    click.echo(f"retries waiting: {sum(s['scheduled'] for s in state['streams'])}")
 
 
 def _when(ms):
@@ -81,7 +99,7 @@ def dead(as_json, limit):
     """List dead letters: event, kind, recipient, attempts, last error and when."""
     letters = operations.dead_letters(mail_queue.get(), limit=limit)
     if as_json:
-        click.echo(json.dumps(letters, indent=2))
+        click.echo(_json(letters))
         return
     if not letters:
         click.echo("No dead letters.")
@@ -113,7 +131,7 @@ def retry(event_id, every):
         raise click.UsageError("give one EVENT_ID or --all")
     retried = operations.retry(mail_queue.get(), event_id=None if every else event_id)
     for event in retried:
-        click.echo(f"queued again: {event}")
+        click.echo(f"queued again: {_visible(event)}")
     click.echo(f"{len(retried)} mail(s) put back." if retried else "Nothing to retry.")
 
 

@@ -177,10 +177,11 @@ class PrivateRedis:
 
 
 class Mailbox:
-    """The aiosmtpd handler: keeps messages, answers with the codes a test scripts."""
+    """The aiosmtpd handler: keeps messages and their envelopes, answers as a test scripts."""
 
     def __init__(self):
         self.messages = []
+        self.envelopes = []  # aiosmtpd's envelope of each message: mail_from, rcpt_tos
         self.lock = threading.Lock()
         self.arrived = threading.Condition(self.lock)
         self.refuse_recipients = {}  # address -> "550 ..." reply
@@ -204,6 +205,8 @@ class Mailbox:
                 return "451 4.3.0 Try again later"
             message = email.message_from_bytes(envelope.content, policy=email.policy.default)
             self.messages.append(message)
+            # aiosmtpd starts a fresh envelope for the next transaction, so this one stays.
+            self.envelopes.append(envelope)
             self.arrived.notify_all()
         if self.on_message is not None:
             self.on_message(message)
@@ -235,6 +238,12 @@ class SmtpServer:
     def messages(self):
         with self.mailbox.lock:
             return list(self.mailbox.messages)
+
+    @property
+    def envelopes(self):
+        """The SMTP envelope of each message received, in the order of `messages`."""
+        with self.mailbox.lock:
+            return list(self.mailbox.envelopes)
 
     def wait_for(self, count, timeout=30):
         """Wait until at least `count` messages arrived; return them."""

@@ -1,14 +1,38 @@
 """Field types the request models share."""
 
+import re
 from datetime import date, datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, EmailStr, Field, StringConstraints, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    EmailStr,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+)
 
 MAX_ID = 2**31 - 1
+# Unicode's control characters (category Cc): C0, DEL and C1.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _no_control_characters(value):
+    # A name goes into mail headers and onto operators' terminals, where CR/LF end a
+    # header and ESC or CSI drive the terminal. Checked before stripping, so a control
+    # character at either end is refused too rather than quietly dropped.
+    if isinstance(value, str) and CONTROL_CHARACTERS.search(value):
+        raise ValueError("control characters are not allowed")
+    return value
+
 
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+Name = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=255),
+    BeforeValidator(_no_control_characters),
+]
 Email = Annotated[EmailStr, Field(max_length=320), AfterValidator(str.lower)]
 Password = Annotated[str, StringConstraints(min_length=6, max_length=128)]
 

@@ -1,6 +1,13 @@
-"""Render mail events into messages, from the templates in `templates/mail/`."""
+"""Render mail events into messages, from the templates in `templates/mail/`.
 
-from email.utils import parseaddr
+A message's `To` header names the person; its SMTP envelope is the bare address the
+delivery row holds, so nothing a person writes in their name can redirect a mail.
+"""
+
+import re
+from email.header import Header
+from email.policy import SMTP, compat32
+from email.utils import formataddr, parseaddr
 
 from flask import current_app, render_template
 from flask_mail import Message
@@ -14,8 +21,39 @@ from gobarber.shop_time import describe_pt_br
 SUBJECTS = {MailKind.CANCELLATION: "Agendamento cancelado"}
 
 
+# In a name, a line break (any that str.splitlines knows) would end the To header and
+# start another; no control character belongs in a header. Names are refused with them
+# on the way in; this is for names stored before that check.
+_NOT_IN_HEADER = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+
+
 class Unrenderable(Exception):
     """The event names something that is gone or unknown; sending it can never work."""
+
+
+class _Message(Message):
+    """Flask-Mail's message with a `To` header of our own making.
+
+    Flask-Mail writes `To` from `recipients` and derives the envelope from them too,
+    parsing each entry back into an address (`sanitize_address`, then smtplib's
+    `quoteaddr`). So `recipients` holds the bare address, which survives that parse as it
+    is, and the display form replaces the header once the MIME message is built.
+    """
+
+    def __init__(self, *, to, **kwargs):
+        super().__init__(**kwargs)
+        self.to = to
+
+    def _message(self):
+        message = super()._message()
+        # Flask-Mail ends on `policy.SMTP`, whose folder re-encodes a long or non-ASCII
+        # header, and wrongly: "Silva, João" goes out as `Silva, =?utf-8?q?Jo...`, two
+        # addresses. Every header here is encoded already (by Flask-Mail, and To by
+        # `_to_header`), so To is stored as written and no header is refolded.
+        message.policy = compat32
+        message.replace_header("To", self.to)
+        message.policy = SMTP.clone(refold_source="none")
+        return message
 
 
 def message_id(event_id):
@@ -34,24 +72,50 @@ def _cancellation_context(delivery):
     )
     if appointment is None:
         raise Unrenderable(f"appointment {delivery.appointment_id} not found")
-    return {
-        "provider": appointment.provider.name,
+    provider = appointment.provider
+    context = {
+        "provider": provider.name,
         "user": appointment.user.name,
         "when": describe_pt_br(appointment.date),
     }
+    return (provider.name, _address(delivery, provider)), context
+
+
+def _address(delivery, provider):
+    # Rows written before the name and the address were kept apart hold "Name <address>",
+    # which no bare address can look like (no "<" without quotes, and we accept none). We
+    # send those to the provider's registered address rather than parse them: parsing is
+    # what sent "Silva, João" to "Silva" and "Rui <rui@evil.example>" to that address.
+    if "<" in delivery.recipient:
+        return provider.email
+    return delivery.recipient
 
 
 CONTEXTS = {MailKind.CANCELLATION: _cancellation_context}
+
+
+def _to_header(name, address):
+    name = _NOT_IN_HEADER.sub(" ", name).strip()
+    if not name.isascii():
+        # RFC 2047 words of at most 75 characters, folded between them; formataddr would
+        # make one word of any length. Header's default of 76 lets a word reach 77.
+        name = Header(name, "utf-8", maxlinelen=75).encode()
+    return formataddr((name, address))
 
 
 def render(delivery):
     """Build the Flask-Mail message of a delivery."""
     if delivery.kind not in CONTEXTS:
         raise Unrenderable(f"unknown mail kind {delivery.kind!r}")
-    context = CONTEXTS[delivery.kind](delivery)
-    message = Message(
+    (name, address), context = CONTEXTS[delivery.kind](delivery)
+    # Flask-Mail parses the envelope's address; one it would read differently is refused
+    # here rather than sent somewhere else.
+    if parseaddr(address) != ("", address):
+        raise Unrenderable(f"recipient address {address!r} is not a plain address")
+    message = _Message(
+        to=_to_header(name, address),
         subject=SUBJECTS[delivery.kind],
-        recipients=[delivery.recipient],
+        recipients=[address],
         body=render_template(f"mail/{delivery.kind}.txt", **context),
         html=render_template(f"mail/{delivery.kind}.html", **context),
     )
@@ -68,5 +132,17 @@ def customer_notice(delivery):
         f"Não foi possível avisar {appointment.provider.name} do cancelamento do seu "
         f"agendamento de {describe_pt_br(appointment.date)}. "
         "Por favor, avise a barbearia."
+    )
+    return appointment.user_id, text
+
+
+def delivered_notice(delivery):
+    """Return (user id, text) of the customer's notice that a mail that had failed went."""
+    appointment = db.session.get(Appointment, delivery.appointment_id or 0)
+    if appointment is None:
+        return None, None
+    text = (
+        f"{appointment.provider.name} foi avisado do cancelamento do seu agendamento de "
+        f"{describe_pt_br(appointment.date)}. Não é preciso avisar a barbearia."
     )
     return appointment.user_id, text
