@@ -2,12 +2,21 @@
 
 Counters live in Redis hashes (HINCRBY), not in process memory: gunicorn has several
 workers and mail workers may run anywhere, and each scrape of `/metrics` reads the
-shared totals. Counting never fails a request or a delivery: a Redis error only loses
-that tick. This module knows HTTP requests only; other parts of the app bring their own
-collectors to `exposition()` (the mail pipeline's are in `gobarber.mail.metrics`).
+shared totals. Counting never fails a request or a delivery. HTTP requests are counted
+in memory and published by a thread of the process that counts (`RequestCounts`), so a
+slow or hung Redis never holds a request up; other counts (`increment`) go straight to
+Redis and a Redis error only loses that tick. This module knows HTTP requests only; other
+parts of the app bring their own collectors to `exposition()` (the mail pipeline's are
+in `gobarber.mail.metrics`).
 """
 
+import atexit
+import contextlib
 import logging
+import os
+import threading
+import uuid
+from collections import Counter
 
 import redis
 from flask import current_app
@@ -17,6 +26,21 @@ from prometheus_client.core import CounterMetricFamily
 from gobarber.extensions import redis_store
 
 log = logging.getLogger(__name__)
+
+# Anything else a client writes in its request line is counted as `other`: a client
+# must not be able to add series at will.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+OTHER_METHOD = "other"
+FLUSH_INTERVAL_S = 1.0
+# How long a scrape waits for this process's own counts to reach Redis.
+SCRAPE_FLUSH_TIMEOUT_S = 0.5
+# How long a process that exits waits for its last counts to reach Redis.
+EXIT_FLUSH_TIMEOUT_S = 5.0
+# Distinct (method, route, status) fields kept per Redis while it does not answer.
+# Routes and methods are bounded already; this only caps what a bug could add.
+MAX_PENDING_FIELDS = 1000
+# How long Redis remembers a process's last publication, to answer "did it land?".
+RECEIPT_TTL_MS = 600_000
 
 
 def counter_key(name):
@@ -43,9 +67,182 @@ def read(name):
     return redis_store.get().hgetall(counter_key(name))
 
 
+class _Outbox:
+    """One Redis hash's counts not yet published, and the batch in flight."""
+
+    def __init__(self, client, key, receipt_key):
+        self.client = client
+        self.key = key
+        self.receipt_key = receipt_key
+        self.pending = Counter()
+        self.dropped = 0
+        self.sequence = 0
+        self.in_flight = None  # (sequence, Counter): sent, not known to have landed
+        self.failing = False
+
+    def take(self):
+        """Make the pending counts the batch in flight, unless one is already."""
+        if self.in_flight is None and self.pending:
+            self.sequence += 1
+            self.in_flight = (self.sequence, self.pending)
+            self.pending = Counter()
+        return self.in_flight
+
+    def publish(self, batch, *, retry):
+        """HINCRBY the batch with a receipt, in one transaction; once, even on a retry."""
+        sequence, counts = batch
+        with self.client.pipeline(transaction=True) as pipe:
+            if retry:
+                # The first attempt failed after it was sent: Redis may have applied it,
+                # or may still, so look for its receipt; WATCH makes a late landing
+                # abort this attempt rather than count the batch twice.
+                pipe.watch(self.receipt_key)
+                if pipe.get(self.receipt_key) == str(sequence):
+                    return
+                pipe.multi()
+            pipe.set(self.receipt_key, sequence, px=RECEIPT_TTL_MS)
+            for field, amount in counts.items():
+                pipe.hincrby(self.key, field, amount)
+            # WatchError: the receipt changed, so the first attempt has just landed.
+            with contextlib.suppress(redis.WatchError):
+                pipe.execute()
+
+
+class RequestCounts:
+    """HTTP request counts kept in memory, published to Redis by a thread every second.
+
+    The thread starts in the process that counts, on its first count: gunicorn imports
+    the app in its master and forks the workers, and a thread does not survive a fork.
+    """
+
+    def __init__(self):
+        self._reset()
+
+    def _reset(self):
+        # Also in a forked child: counts inherited from the parent are the parent's to
+        # publish, and a lock some thread of the parent held would never be released.
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._outboxes = {}
+        self._pid = None
+        self._thread = None
+        self._asked = self._done = 0
+
+    def add(self, client, key, field):
+        """Count one request in the hash `key` of the Redis `client`; never wait on it."""
+        with self._lock:
+            if self._pid != os.getpid():
+                self._start()
+            outbox = self._outboxes.get((id(client), key))
+            if outbox is None:
+                receipt_key = f"{key}:published:{self._identity}"
+                outbox = self._outboxes[id(client), key] = _Outbox(client, key, receipt_key)
+            if field in outbox.pending or len(outbox.pending) < MAX_PENDING_FIELDS:
+                outbox.pending[field] += 1
+            else:
+                outbox.dropped += 1
+
+    def flush(self, timeout):
+        """Ask the thread to publish now; wait up to `timeout` s; True once all landed."""
+        with self._wake:
+            if self._pid != os.getpid() or not self._thread.is_alive():
+                return not self._outboxes
+            self._asked += 1
+            ticket = self._asked
+            self._wake.notify_all()
+            self._wake.wait_for(lambda: self._done >= ticket, timeout)
+            return not self._outboxes
+
+    def _start(self):
+        self._pid = os.getpid()
+        self._identity = uuid.uuid4().hex  # names this process's receipts in Redis
+        self._thread = threading.Thread(
+            target=self._run, name="gobarber-request-counts", daemon=True
+        )
+        self._thread.start()
+        atexit.register(self._flush_at_exit, self._pid)
+
+    def _flush_at_exit(self, pid):
+        if pid == os.getpid() and not self.flush(EXIT_FLUSH_TIMEOUT_S):
+            log.warning("exiting with HTTP request counts not published to Redis")
+
+    def _run(self):
+        while True:
+            with self._wake:
+                self._wake.wait_for(lambda: self._asked > self._done, FLUSH_INTERVAL_S)
+                asked = self._asked
+            try:
+                self._publish_all()
+            except Exception:  # the thread must outlive any bug, or counts pile up
+                log.exception("publishing HTTP request counts failed")
+            with self._wake:
+                self._done = max(self._done, asked)
+                self._wake.notify_all()
+
+    def _publish_all(self):
+        with self._lock:
+            outboxes = list(self._outboxes.values())
+        for outbox in outboxes:
+            self._publish(outbox)
+        with self._lock:
+            for name, outbox in list(self._outboxes.items()):
+                if outbox.in_flight is None and not outbox.pending:
+                    del self._outboxes[name]
+
+    def _publish(self, outbox):
+        # At most two rounds: a batch left from a failed flush, then what came since.
+        for _ in range(2):
+            with self._lock:
+                retry = outbox.in_flight is not None
+                batch = outbox.take()
+                dropped, outbox.dropped = outbox.dropped, 0
+            if dropped:
+                log.warning("%d HTTP requests not counted: too many distinct fields", dropped)
+            if batch is None:
+                return
+            try:
+                outbox.publish(batch, retry=retry)
+            except redis.RedisError as error:
+                if not outbox.failing:
+                    log.warning("HTTP request counts not published yet, kept: %s", error)
+                outbox.failing = True
+                return
+            if outbox.failing:
+                log.info("HTTP request counts published again")
+            outbox.failing = False
+            with self._lock:
+                outbox.in_flight = None
+
+
+_requests = RequestCounts()
+os.register_at_fork(after_in_child=_requests._reset)
+
+
 def count_request(route, method, status):
-    """Count one HTTP request by route template, method and status."""
-    increment({("http", f"{method}|{route}|{status}"): 1})
+    """Count one HTTP request by route template, method and status; never wait on Redis."""
+    method = method if method in METHODS else OTHER_METHOD
+    _requests.add(redis_store.get(), counter_key("http"), f"{method}|{route}|{status}")
+
+
+def publish_pending(timeout=SCRAPE_FLUSH_TIMEOUT_S):
+    """Publish this process's counted requests to Redis, waiting up to `timeout` s."""
+    return _requests.flush(timeout)
+
+
+def parse_request_field(field, value):
+    """Return ((route, method, status), count) for a counter field, or None if unreadable."""
+    parts = field.split("|")
+    if len(parts) != 3:
+        return None
+    method, route, status = parts
+    if not (status.isdigit() and len(status) == 3):
+        return None
+    try:
+        count = int(value)
+    except ValueError:
+        return None
+    # Counted before methods were bounded: fold them into `other`, not into new series.
+    return (route, method if method in METHODS else OTHER_METHOD, status), count
 
 
 class HttpCollector:
@@ -60,9 +257,21 @@ class HttpCollector:
             "HTTP requests by route, method and status",
             labels=["route", "method", "status"],
         )
+        totals, unreadable = Counter(), []
         for field, value in self.counts.items():
-            method, route, status = field.split("|")
-            family.add_metric([route, method, status], int(value))
+            parsed = parse_request_field(field, value)
+            if parsed is None:
+                unreadable.append(field)
+            else:
+                totals[parsed[0]] += parsed[1]
+        if unreadable:
+            log.warning(
+                "skipped %d unreadable HTTP counter fields, e.g. %r",
+                len(unreadable),
+                unreadable[0][:100],
+            )
+        for labels, count in totals.items():
+            family.add_metric(list(labels), count)
         yield family
 
 

@@ -6,6 +6,7 @@ SQLite file instead, as the zero-setup default does. The builders behind these f
 live in tests/apps.py, tests/people.py and tests/queries.py.
 """
 
+import logging
 import uuid
 from contextlib import contextmanager
 
@@ -21,6 +22,18 @@ from tests.people import Api
 from tests.queries import QueryCounter
 
 pytest_plugins = ["tests.pipeline"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def root_logging_kept():
+    """Put the root logger's handlers back after the run: Alembic's env.py points them at
+    the stderr of the moment, which pytest closes, and a line logged at exit (by a
+    process's last metrics flush) would then fail to print."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 def pytest_collection_modifyitems(config, items):

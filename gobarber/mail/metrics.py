@@ -35,15 +35,22 @@ def count_transition(state, kind, *, attempt_failed=False, latency=None):
 
 
 class MailCollector:
-    """Mail counters, the latency histogram and the queue's gauges, built at scrape time."""
+    """Mail counters, the latency histogram, the queue's gauges and the live workers, built
+    at scrape time from the `queue` and the workers' `heartbeats`."""
 
-    def __init__(self, queue):
+    def __init__(self, queue, heartbeats):
         self.queue = queue
+        self.heartbeats = heartbeats
 
     def collect(self):
         yield from self._counters(metrics.read("mail"))
         yield self._latency(metrics.read("latency"))
         yield from self._queue_gauges()
+        workers = GaugeMetricFamily(
+            "gobarber_mail_workers_alive", "Mail workers whose heartbeat has not expired"
+        )
+        workers.add_metric([], len(self.heartbeats.alive()))
+        yield workers
 
     def _counters(self, counts):
         for state, help_text in COUNTERS.items():
@@ -77,6 +84,11 @@ class MailCollector:
             ),
             "lag": GaugeMetricFamily(
                 "gobarber_mail_lag", "Entries not yet delivered to any worker", labels=["priority"]
+            ),
+            "scheduled": GaugeMetricFamily(
+                "gobarber_mail_retries_waiting",
+                "Mails waiting for their next attempt after a failed one",
+                labels=["priority"],
             ),
             "oldest_pending_age_s": GaugeMetricFamily(
                 "gobarber_mail_oldest_pending_age_seconds",

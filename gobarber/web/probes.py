@@ -1,4 +1,5 @@
-"""`GET /health` for load balancers and `GET /metrics` for Prometheus."""
+"""`GET /health` for load balancers, `GET /health/mail` for whoever watches the mail, and
+`GET /metrics` for Prometheus."""
 
 import smtplib
 import time
@@ -10,6 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from gobarber import metrics
 from gobarber.extensions import db, mail_queue, redis_store
+from gobarber.mail.heartbeats import Heartbeats
 from gobarber.mail.metrics import MailCollector
 
 bp = Blueprint("probes", __name__)
@@ -17,14 +19,26 @@ bp = Blueprint("probes", __name__)
 HEALTH_TIMEOUT_S = 2.0
 
 
+def _failure(error):
+    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return {"ok": False, "error": reason[:200]}
+
+
 def _timed(check):
     started = time.perf_counter()
     try:
         check()
     except (SQLAlchemyError, redis.RedisError, smtplib.SMTPException, OSError) as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        return {"ok": False, "error": reason[:200]}
+        return _failure(error)
     return {"ok": True, "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
+
+
+def _answer(checks):
+    failing = [name for name, result in checks.items() if not result["ok"]]
+    body = {"status": "unavailable" if failing else "ok", "checks": checks}
+    if failing:
+        body["failing"] = failing
+    return body, 503 if failing else 200
 
 
 def _database():
@@ -46,28 +60,57 @@ def _smtp():
             raise smtplib.SMTPResponseException(code, "NOOP refused")
 
 
+def _workers():
+    names = Heartbeats(current_app).alive()
+    if not names:
+        return {"ok": False, "error": "no live worker", "count": 0, "alive": []}
+    return {"ok": True, "count": len(names), "alive": names}
+
+
+def _pending():
+    limit = current_app.config["MAIL_HEALTH_MAX_PENDING_AGE"]
+    ages = {state["priority"]: state["oldest_pending_age_s"] for state in mail_queue.get().state()}
+    oldest = max((age for age in ages.values() if age is not None), default=None)
+    if oldest is not None and oldest >= limit:
+        error = f"oldest pending {oldest:.0f} s"
+        return {"ok": False, "error": error, "oldest_age_s": ages, "max_age_s": limit}
+    return {"ok": True, "oldest_age_s": ages, "max_age_s": limit}
+
+
 @bp.get("/health")
 def health():
-    """200 when the database, Redis and the SMTP server answer; 503 naming what does not."""
-    checks = {"database": _timed(_database), "redis": _timed(_redis), "smtp": _timed(_smtp)}
-    failing = [name for name, result in checks.items() if not result["ok"]]
-    body = {"status": "unavailable" if failing else "ok", "checks": checks}
-    if failing:
-        body["failing"] = failing
-    return body, 503 if failing else 200
+    """The web process's readiness: 200 when the database and Redis answer, else 503 naming
+    what does not. Mail is `/health/mail`'s business: a load balancer must not pull a web
+    process because the SMTP server or the workers are down."""
+    return _answer({"database": _timed(_database), "redis": _timed(_redis)})
+
+
+@bp.get("/health/mail")
+def mail_health():
+    """200 when a mail worker is alive, no entry has been pending too long and the SMTP
+    server answers; else 503 naming what is wrong (`redis` when it cannot tell)."""
+    try:
+        checks = {"workers": _workers(), "pending": _pending()}
+    except redis.RedisError as error:
+        checks = {"redis": _failure(error)}
+    checks["smtp"] = _timed(_smtp)
+    return _answer(checks)
 
 
 @bp.get("/metrics")
 def scrape():
+    # This process's own requests first, so one process sees what it just served; a
+    # hung Redis costs the scrape this short wait, then the 503 below.
+    metrics.publish_pending()
     try:
-        payload = metrics.exposition(MailCollector(mail_queue.get()))
+        payload = metrics.exposition(MailCollector(mail_queue.get(), Heartbeats(current_app)))
     except redis.RedisError as error:
         return {"error": f"metrics unavailable: Redis does not answer ({error})"}, 503
     return payload, 200, {"Content-Type": "text/plain; version=0.0.4; charset=utf-8"}
 
 
 def count_requests(app):
-    """Count every response by route template, method and status."""
+    """Count every response by route template, method and status, without waiting on Redis."""
 
     @app.after_request
     def _count(response):
