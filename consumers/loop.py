@@ -7,6 +7,7 @@ hot spin; the process keeps running and recovers when the service returns.
 
 import argparse
 import logging
+import os
 import signal
 import socket
 import sys
@@ -14,12 +15,13 @@ import threading
 
 import redis
 from dotenv import load_dotenv
+from redis.exceptions import ExecAbortError, ReadOnlyError
 from sqlalchemy.exc import SQLAlchemyError
 
 from gobarber import create_app, logs
 from gobarber.backoff import compute_backoff
 from gobarber.config import ConfigError
-from gobarber.readiness import ServiceUnreachable, check_services
+from gobarber.readiness import ServiceUnreachable, wait_for_services
 
 log = logging.getLogger(__name__)
 
@@ -33,13 +35,21 @@ def consumer_name(app, kind):
     return app.config.get("MAIL_CONSUMER_NAME") or f"{socket.gethostname()}-{kind}"
 
 
+class ColdStop(BaseException):
+    """A second signal: stop now, leaving the entry in hand pending for the reaper."""
+
+
 class Stop:
-    """The stop flag: set by a signal, waited on instead of sleeping."""
+    """The stop flag: set by a signal, waited on instead of sleeping.
+
+    The first SIGTERM or SIGINT lets the entry in hand finish (a warm stop); a second one
+    stops at once (a cold stop), as rq's worker does.
+    """
 
     def __init__(self):
         self._event = threading.Event()
 
-    def set(self, *_signal_args):
+    def set(self):
         self._event.set()
 
     def is_set(self):
@@ -49,36 +59,67 @@ class Stop:
         """Wait up to `seconds`, returning early when stopped."""
         return self._event.wait(seconds)
 
+    def _on_signal(self, number, _frame):
+        name = signal.Signals(number).name
+        if self._event.is_set():
+            raise ColdStop(name)
+        self._event.set()
+        # os.write, not logging: a signal handler may run while logging holds its lock.
+        os.write(2, f"{name}: finishing the entry in hand; send it again to stop now\n".encode())
+
     def install(self):
-        signal.signal(signal.SIGTERM, self.set)
-        signal.signal(signal.SIGINT, self.set)
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
 
 
 def run(consumer, stop, *, once=False):
-    """Run `consumer` until `stop` is set (or for one pass with `once`)."""
+    """Run `consumer` until `stop` is set (or for one pass with `once`).
+
+    Every Redis, database or network error is survivable: it is logged in one line, the
+    consumer backs off, drops its connections when Redis said they lead nowhere useful
+    (a replica after a failover), initializes again and carries on. `shutdown()` runs
+    however the loop ends.
+    """
     failures = 0
     initialized = False
-    while not stop.is_set():
-        try:
-            if not initialized:
-                consumer.initialize()
-                initialized = True
-            consumer.loop()
-            failures = 0
-            if once:
-                break
-        except redis.ResponseError as error:
-            if "NOGROUP" not in str(error):
-                raise
-            # Redis lost the group (restarted empty): initialize again creates it.
-            log.warning("%s: consumer group missing; creating it again", consumer.name)
-            initialized = False
-        except RECOVERABLE as error:
-            failures += 1
-            delay = compute_backoff(failures, base=ERROR_BACKOFF_BASE_S, cap=ERROR_BACKOFF_MAX_S)
-            log.warning("%s: %s; retrying in %.1fs", consumer.name, error, delay)
-            stop.wait(delay)
-    consumer.shutdown()
+    try:
+        while not stop.is_set():
+            try:
+                if not initialized:
+                    consumer.initialize()
+                    initialized = True
+                consumer.loop()
+                failures = 0
+                if once:
+                    break
+            except redis.ResponseError as error:
+                if "NOGROUP" in str(error):
+                    # Redis lost the group (restarted empty): initialize again creates it.
+                    log.warning("%s: consumer group missing; creating it again", consumer.name)
+                    initialized = False
+                    continue
+                failures = _back_off(consumer, stop, error, failures)
+                initialized = False
+            except RECOVERABLE as error:
+                failures = _back_off(consumer, stop, error, failures)
+                initialized = False
+    except ColdStop as signal_name:
+        log.warning("%s: second %s; stopping now", consumer.name, signal_name)
+    finally:
+        consumer.shutdown()
+
+
+def _back_off(consumer, stop, error, failures):
+    failures += 1
+    delay = compute_backoff(failures, base=ERROR_BACKOFF_BASE_S, cap=ERROR_BACKOFF_MAX_S)
+    what = type(error).__name__
+    log.warning("%s: %s: %s; retrying in %.1fs", consumer.name, what, error, delay)
+    if isinstance(error, ReadOnlyError | ExecAbortError):
+        # The node answering is a replica now (a failover demoted it): new connections
+        # find the primary again through the same address.
+        consumer.reconnect()
+    stop.wait(delay)
+    return failures
 
 
 def main(kind, build, description, argv=None):
@@ -90,11 +131,16 @@ def main(kind, build, description, argv=None):
     load_dotenv()
     try:
         app = create_app()
-        check_services(app)
-    except (ConfigError, ServiceUnreachable) as error:
+    except ConfigError as error:
         sys.exit(f"gobarber: {error}")
     logs.configure(app, kind)
     stop = Stop()
     stop.install()
+    try:
+        wait_for_services(app, stop=stop, timeout=app.config["STARTUP_WAIT"])
+    except ServiceUnreachable as error:
+        sys.exit(f"gobarber: {error}")
+    if stop.is_set():
+        return
     consumer = build(app, stop=stop, name=args.name)
     run(consumer, stop, once=args.once)

@@ -34,6 +34,10 @@ class Reaper:
         self.interval = config["REAPER_INTERVAL"]
         self.passes = 0
 
+    def reconnect(self):
+        """Drop every Redis connection; the next command opens a fresh one."""
+        self.queue.reconnect()
+
     def initialize(self):
         self.queue.ensure_group()
         log.info(
@@ -48,9 +52,16 @@ class Reaper:
             self.stop.wait(self.interval)
         self.passes += 1
         reclaimed = self.reclaim()
+        released = self.release_due()
         relayed = self.relay()
-        if reclaimed or relayed:
-            log.info("reaper %s: %d reclaimed, %d relayed", self.name, reclaimed, relayed)
+        if reclaimed or released or relayed:
+            log.info(
+                "reaper %s: %d reclaimed, %d retries due, %d relayed",
+                self.name,
+                reclaimed,
+                released,
+                relayed,
+            )
 
     def shutdown(self):
         log.info("reaper %s stopped", self.name)
@@ -72,6 +83,15 @@ class Reaper:
             if self.stop.is_set():
                 break
         return total
+
+    def release_due(self):
+        """Put retries that are due back on the streams (workers do too); return how many."""
+        moved, _ = self.queue.release_due(count=self.batch)
+        if moved:
+            with self.app.app_context():
+                outbox.record_entry_ids(moved)
+                db.session.commit()
+        return len(moved)
 
     def relay(self):
         with self.app.app_context():

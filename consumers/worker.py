@@ -8,14 +8,16 @@ import logging
 import time
 
 from consumers.loop import consumer_name, main
-from gobarber.extensions import mail_queue
+from gobarber.extensions import db, mail_queue
+from gobarber.mail import outbox
 from gobarber.mail.delivery import Deliverer
+from gobarber.mail.heartbeats import Heartbeats
 from gobarber.services.notifications import notify
 
 log = logging.getLogger("consumers.worker")  # not __main__ under `python -m`
 
-# How long to wait before looking again at an entry another consumer was sending.
-BUSY_RETRY_S = 5.0
+# How often a worker looks for retries that other workers scheduled; its own it knows.
+DUE_CHECK_S = 1.0
 
 
 class MailWorker:
@@ -25,14 +27,19 @@ class MailWorker:
         self.app = app
         self.stop = stop
         self.name = name or consumer_name(app, "worker")
+        self.heartbeats = Heartbeats(app)
         self.queue = mail_queue.get(app)
         self.batch = app.config["MAIL_BATCH_SIZE"]
         self.block_ms = app.config["MAIL_BLOCK_MS"]
         self.history = self.queue.own_pending(self.name)  # read before anything new
-        self.retry_at = {}  # entry -> monotonic time it is due
+        self.check_due_at = 0.0  # monotonic time to look for due retries next
         self.deliverer = Deliverer(
             app, queue=self.queue, consumer=self.name, notify=notify, should_stop=stop.is_set
         )
+
+    def reconnect(self):
+        """Drop every Redis connection; the next command opens a fresh one."""
+        self.queue.reconnect()
 
     def initialize(self):
         self.queue.ensure_group()
@@ -41,45 +48,41 @@ class MailWorker:
         )
 
     def loop(self):
+        self.heartbeats.beat(self.name)
         entries = self._next_entries()
         if entries:
-            self._schedule(self.deliverer.deliver(entries))
+            outcome = self.deliverer.deliver(entries)
+            if outcome.later:
+                soonest = min(delay for _, delay in outcome.later)
+                self.check_due_at = min(self.check_due_at, time.monotonic() + soonest)
 
     def shutdown(self):
-        log.info(
-            "worker %s stopped; %d entries left pending for a retry", self.name, len(self.retry_at)
-        )
+        self.heartbeats.stop(self.name)
+        log.info("worker %s stopped", self.name)
 
     def _next_entries(self):
         if not self.history.exhausted:
             entries = self.history.read(self.batch)
             if entries:
                 return entries
-        return self._due_retries() or self.queue.read_new(
-            self.name, count=self.batch, block_ms=self._block_ms()
-        )
+        self._release_due()
+        return self.queue.read_new(self.name, count=self.batch, block_ms=self._block_ms())
 
-    def _due_retries(self):
-        current = time.monotonic()
-        due = [entry for entry, when in self.retry_at.items() if when <= current]
-        for entry in due:
-            del self.retry_at[entry]
-        # Claiming again resets the idle time, so the reaper leaves a live retry alone.
-        return self.queue.claim(self.name, due) if due else []
+    def _release_due(self):
+        """Put retries that are due back on the streams, where any worker reads them."""
+        if time.monotonic() < self.check_due_at:
+            return
+        moved, wait_s = self.queue.release_due(count=self.batch)
+        if moved:
+            with self.app.app_context():
+                outbox.record_entry_ids(moved)
+                db.session.commit()
+        next_check = DUE_CHECK_S if wait_s is None else min(DUE_CHECK_S, wait_s)
+        self.check_due_at = time.monotonic() + next_check
 
     def _block_ms(self):
-        if not self.retry_at:
-            return self.block_ms
-        wait = (min(self.retry_at.values()) - time.monotonic()) * 1000
-        return max(1, min(self.block_ms, int(wait)))
-
-    def _schedule(self, outcome):
-        current = time.monotonic()
-        for entry, delay in outcome.retry:
-            self.retry_at[entry] = current + delay
-        if not self.stop.is_set():
-            for entry in outcome.left:
-                self.retry_at[entry] = current + BUSY_RETRY_S
+        wait_ms = int((self.check_due_at - time.monotonic()) * 1000)
+        return max(1, min(self.block_ms, wait_ms))
 
 
 def build(app, *, stop, name=None):

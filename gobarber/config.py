@@ -3,6 +3,10 @@
 import os
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from redis.connection import parse_url
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
 DEFAULT_SLOTS = ",".join(f"{hour:02d}:00" for hour in range(8, 20))
 
 
@@ -96,15 +100,20 @@ def from_environment():
         "MAIL_SUPPRESS_SEND": False,
         "MAIL_STREAM_PREFIX": _env("MAIL_STREAM_PREFIX", "gobarber"),
         "MAIL_GROUP": _env("MAIL_GROUP", "mailers"),
-        "MAIL_MAX_ATTEMPTS": _int("MAIL_MAX_ATTEMPTS", 5),
+        "MAIL_MAX_ATTEMPTS": _int("MAIL_MAX_ATTEMPTS", 15),
         "MAIL_VISIBILITY_TIMEOUT": _int("MAIL_VISIBILITY_TIMEOUT", 60),
-        "MAIL_RETRY_BASE": float(_env("MAIL_RETRY_BASE", "1")),
-        "MAIL_RETRY_MAX": float(_env("MAIL_RETRY_MAX", "30")),
+        "MAIL_RETRY_BASE": float(_env("MAIL_RETRY_BASE", "30")),
+        "MAIL_RETRY_MAX": float(_env("MAIL_RETRY_MAX", "3600")),
+        "MAIL_DEAD_MAX": _int("MAIL_DEAD_MAX", 10_000),
+        "STARTUP_WAIT": _int("STARTUP_WAIT", 0),
         "MAIL_BATCH_SIZE": _int("MAIL_BATCH_SIZE", 50),
         "MAIL_BLOCK_MS": _int("MAIL_BLOCK_MS", 2000),
         "MAIL_RELAY_AFTER": _int("MAIL_RELAY_AFTER", 5),
         "MAIL_REPUBLISH_AFTER": _int("MAIL_REPUBLISH_AFTER", 300),
         "MAIL_CONSUMER_NAME": _env("MAIL_CONSUMER_NAME"),
+        # Worker heartbeats, and what /health/mail calls too old for a pending entry.
+        "MAIL_HEARTBEAT_INTERVAL": float(_env("MAIL_HEARTBEAT_INTERVAL", "5")),
+        "MAIL_HEALTH_MAX_PENDING_AGE": _int("MAIL_HEALTH_MAX_PENDING_AGE", 300),
         "REAPER_INTERVAL": float(_env("REAPER_INTERVAL", "5")),
         "REAPER_BATCH_SIZE": _int("REAPER_BATCH_SIZE", 1000),
         "REDIS_SOCKET_TIMEOUT": _int("REDIS_SOCKET_TIMEOUT", 5),
@@ -113,8 +122,24 @@ def from_environment():
     }
 
 
+def _check_urls(config):
+    # A URL that can never work is a one-line error at start, never a traceback.
+    try:
+        make_url(config["SQLALCHEMY_DATABASE_URI"]).get_dialect()
+    except (ArgumentError, NoSuchModuleError):
+        raise ConfigError(
+            "DATABASE_URL is not a database URL (postgresql://user:pw@host:5432/db or "
+            "sqlite:///path)"
+        ) from None
+    try:
+        parse_url(config["REDIS_URL"])
+    except ValueError as error:
+        raise ConfigError(f"REDIS_URL cannot be used: {error}") from None
+
+
 def validate(config):
     """Refuse settings the app cannot run safely with."""
+    _check_urls(config)
     if not config.get("SECRET_KEY"):
         if config["APP_ENV"] in ("development", "test"):
             config["SECRET_KEY"] = "development-only-secret-never-use-in-production"
@@ -132,8 +157,17 @@ def validate(config):
             f"MAIL_VISIBILITY_TIMEOUT ({config['MAIL_VISIBILITY_TIMEOUT']}s) must exceed "
             f"MAIL_TIMEOUT ({config['MAIL_TIMEOUT']}s)"
         )
-    if config["MAIL_RETRY_MAX"] >= config["MAIL_VISIBILITY_TIMEOUT"]:
-        raise ConfigError("MAIL_RETRY_MAX must be below MAIL_VISIBILITY_TIMEOUT")
+    if not 0 < config["MAIL_RETRY_BASE"] <= config["MAIL_RETRY_MAX"]:
+        raise ConfigError("MAIL_RETRY_BASE must be above 0 and not above MAIL_RETRY_MAX")
+    if config["STARTUP_WAIT"] < 0:
+        raise ConfigError("STARTUP_WAIT must be 0 (wait forever) or a number of seconds")
+    if config["MAIL_DEAD_MAX"] < 1:
+        raise ConfigError("MAIL_DEAD_MAX must be at least 1")
+    if config["MAIL_HEARTBEAT_INTERVAL"] <= 0:
+        raise ConfigError("MAIL_HEARTBEAT_INTERVAL must be above 0")
+    # An entry the reaper may not take back yet is no sign of trouble.
+    if config["MAIL_HEALTH_MAX_PENDING_AGE"] <= config["MAIL_VISIBILITY_TIMEOUT"]:
+        raise ConfigError("MAIL_HEALTH_MAX_PENDING_AGE must exceed MAIL_VISIBILITY_TIMEOUT")
     # A blocking read must return before the Redis client gives up on the socket.
     if config["MAIL_BLOCK_MS"] >= config["REDIS_SOCKET_TIMEOUT"] * 1000:
         raise ConfigError("MAIL_BLOCK_MS must be below REDIS_SOCKET_TIMEOUT (in ms)")

@@ -4,11 +4,17 @@ import redis
 
 
 def connect(config):
-    """Return a Redis client for `REDIS_URL`, decoding replies, never waiting forever."""
+    """Return a Redis client for `REDIS_URL`, decoding replies, never waiting forever.
+
+    Bytes that are not UTF-8 decode with replacement characters instead of raising: an
+    entry any producer wrote must never crash the process that reads it (an unreadable
+    event id is then dead-lettered like any other poison).
+    """
     timeout = config.get("REDIS_SOCKET_TIMEOUT", 5)
     return redis.Redis.from_url(
         config["REDIS_URL"],
         decode_responses=True,
+        encoding_errors="replace",
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
         health_check_interval=30,

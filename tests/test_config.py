@@ -171,6 +171,67 @@ def test_a_visibility_timeout_above_the_mail_timeout_is_accepted(
     assert checked()["MAIL_VISIBILITY_TIMEOUT"] == visibility
 
 
+@pytest.mark.parametrize(
+    ("name", "url", "message"),
+    [
+        ("REDIS_URL", "foo://x", "REDIS_URL cannot be used: Redis URL must specify one of"),
+        ("REDIS_URL", "localhost:6379", "REDIS_URL cannot be used: Redis URL must specify one of"),
+        ("DATABASE_URL", "notadb://x", "DATABASE_URL is not a database URL"),
+        ("DATABASE_URL", "::::", "DATABASE_URL is not a database URL"),
+    ],
+)
+def test_a_malformed_url_is_one_line_at_start(environment, name, url, message):
+    environment.setenv("APP_ENV", "development")
+    environment.setenv(name, url)
+    with pytest.raises(ConfigError) as refused:
+        checked()
+    assert str(refused.value).startswith(message)
+
+
+def test_a_retry_backoff_longer_than_the_visibility_timeout_is_accepted(environment):
+    # Retries wait outside the pending list, so the reaper's timeout does not bound them.
+    environment.setenv("APP_ENV", "development")
+    environment.setenv("MAIL_VISIBILITY_TIMEOUT", "60")
+    environment.setenv("MAIL_RETRY_MAX", "3600")
+    assert checked()["MAIL_RETRY_MAX"] == 3600
+
+
+@pytest.mark.parametrize(
+    ("variables", "message"),
+    [
+        ({"MAIL_RETRY_BASE": "0"}, "MAIL_RETRY_BASE must be above 0 and not above MAIL_RETRY_MAX"),
+        (
+            {"MAIL_RETRY_BASE": "60", "MAIL_RETRY_MAX": "30"},
+            "MAIL_RETRY_BASE must be above 0 and not above MAIL_RETRY_MAX",
+        ),
+        ({"MAIL_DEAD_MAX": "0"}, "MAIL_DEAD_MAX must be at least 1"),
+        ({"STARTUP_WAIT": "-1"}, "STARTUP_WAIT must be 0 (wait forever) or a number of seconds"),
+        ({"MAIL_HEARTBEAT_INTERVAL": "0"}, "MAIL_HEARTBEAT_INTERVAL must be above 0"),
+        (
+            {"MAIL_HEALTH_MAX_PENDING_AGE": "60"},
+            "MAIL_HEALTH_MAX_PENDING_AGE must exceed MAIL_VISIBILITY_TIMEOUT",
+        ),
+    ],
+    ids=["retry-base-0", "base-above-max", "dead-max-0", "startup-negative", "beat-0", "age"],
+)
+def test_pipeline_settings_that_cannot_work_are_refused(environment, variables, message):
+    environment.setenv("APP_ENV", "development")
+    for name, value in variables.items():
+        environment.setenv(name, value)
+    with pytest.raises(ConfigError) as refused:
+        checked()
+    assert str(refused.value) == message
+
+
+def test_the_defaults_ride_out_a_six_hour_smtp_outage(environment):
+    environment.setenv("APP_ENV", "development")
+    config = checked()
+    base, cap = config["MAIL_RETRY_BASE"], config["MAIL_RETRY_MAX"]
+    waits = [min(cap, base * 2**n) for n in range(config["MAIL_MAX_ATTEMPTS"] - 1)]
+    # Retry delays are at most a fifth shorter than nominal (RETRY_JITTER).
+    assert sum(waits) * 0.8 > 6 * 3600
+
+
 @pytest.mark.parametrize("zone", ["Mars/Olympus_Mons", "not a zone", "../../etc/passwd", "UTC+3"])
 def test_a_bad_shop_timezone_is_refused(environment, zone):
     environment.setenv("SHOP_TIMEZONE", zone)
@@ -229,21 +290,36 @@ def test_wsgi_starts_when_everything_answers(database_url):
     assert (started.returncode, started.stderr) == (0, "")
 
 
-@pytest.mark.parametrize(
-    ("variables", "service"),
-    [
-        ({"DATABASE_URL": UNREACHABLE_DATABASE}, "database"),
-        ({"REDIS_URL": UNREACHABLE_REDIS}, "Redis"),
-    ],
-    ids=["database", "redis"],
-)
 @pytest.mark.timeout(START_DEADLINE_S + 30)
-def test_wsgi_names_what_does_not_answer_in_one_line(database_url, variables, service):
-    started = import_wsgi(**{"DATABASE_URL": database_url, "REDIS_URL": REDIS_URL, **variables})
+def test_wsgi_waits_for_the_database_then_names_it_in_one_line(database_url):
+    started = import_wsgi(DATABASE_URL=UNREACHABLE_DATABASE, REDIS_URL=REDIS_URL, STARTUP_WAIT="1")
     assert started.returncode == APP_LOAD_ERROR
-    lines = started.stderr.splitlines()
-    assert len(lines) == 1, started.stderr
-    assert lines[0].startswith(f"gobarber: {service} at {NOBODY_LISTENS} unreachable: ")
+    assert "Traceback" not in started.stderr
+    waiting, final = started.stderr.splitlines()
+    assert f"database at {NOBODY_LISTENS} unreachable: " in waiting
+    assert waiting.endswith("waiting up to 1s")
+    assert final.startswith(f"gobarber: database at {NOBODY_LISTENS} unreachable: ")
+
+
+@pytest.mark.timeout(START_DEADLINE_S + 30)
+def test_wsgi_stops_at_once_for_a_database_host_that_does_not_exist(database_url):
+    # STARTUP_WAIT=0 waits forever for a service that does not answer; a wrong address
+    # must not wait at all.
+    started = import_wsgi(
+        DATABASE_URL="postgresql://postgres@no-such-host.invalid:5432/x", REDIS_URL=REDIS_URL
+    )
+    assert started.returncode == APP_LOAD_ERROR
+    [line] = started.stderr.splitlines()
+    assert line.startswith("gobarber: database at no-such-host.invalid:5432 unreachable: ")
+
+
+@pytest.mark.timeout(START_DEADLINE_S + 30)
+def test_wsgi_serves_without_redis_and_says_so_in_one_line(database_url):
+    started = import_wsgi(DATABASE_URL=database_url, REDIS_URL=UNREACHABLE_REDIS)
+    assert started.returncode == 0
+    [line] = started.stderr.splitlines()
+    assert f"Redis at {NOBODY_LISTENS} unreachable: " in line
+    assert line.endswith("serving anyway: cancels keep their mail in the outbox until it answers")
 
 
 # The entry point's own docstring command: without --preload each worker loads the app.
@@ -265,6 +341,7 @@ def procfile_web_line():
 def test_gunicorn_stops_by_itself_when_the_database_does_not_answer(tmp_path, command):
     env = process_environment(
         DATABASE_URL=UNREACHABLE_DATABASE,
+        STARTUP_WAIT="1",
         PORT=str(free_port()),
         PATH=f"{GUNICORN.parent}{os.pathsep}{os.environ.get('PATH', '')}",
         # gunicorn 27 opens a control socket in ~/.gunicorn unless told where.
@@ -287,7 +364,9 @@ def test_gunicorn_stops_by_itself_when_the_database_does_not_answer(tmp_path, co
         pytest.fail(f"`{command}` kept running with an unreachable database:\n{stderr}")
     assert server.returncode == APP_LOAD_ERROR, stderr
     assert "Traceback" not in stdout + stderr, stderr
-    # gunicorn's own log lines are `[time] [pid] [LEVEL] ...`; the app adds exactly one.
+    # gunicorn's own log lines are `[time] [pid] [LEVEL] ...`; the app adds two: that it
+    # waits (STARTUP_WAIT=1), then why it gives up.
     app_lines = [line for line in (stdout + stderr).splitlines() if not line.startswith("[")]
-    assert len(app_lines) == 1, stderr
-    assert app_lines[0].startswith(f"gobarber: database at {NOBODY_LISTENS} unreachable: ")
+    assert len(app_lines) == 2, stderr
+    assert app_lines[0].endswith("waiting up to 1s")
+    assert app_lines[1].startswith(f"gobarber: database at {NOBODY_LISTENS} unreachable: ")

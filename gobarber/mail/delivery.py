@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
 from gobarber.extensions import db
-from gobarber.mail.messages import Unrenderable, customer_notice, render
+from gobarber.mail.messages import Unrenderable, customer_notice, delivered_notice, render
 from gobarber.mail.policy import INFRASTRUCTURE, Abandoned, Action, Decision, DeliveryPolicy
 from gobarber.mail.smtp import SmtpSession
 from gobarber.mail.transitions import Transition, record
@@ -28,6 +28,10 @@ from gobarber.shop_time import now
 
 log = logging.getLogger(__name__)
 
+# How long before a worker looks again at an entry it could not decide on: another
+# consumer was sending the same event, or the database did not answer.
+LOOK_AGAIN_S = 5.0
+
 
 @dataclass
 class Outcome:
@@ -35,9 +39,9 @@ class Outcome:
 
     acked: list = field(default_factory=list)
     dead: list = field(default_factory=list)  # (entry, reason)
-    retry: list = field(default_factory=list)  # (entry, seconds until due)
+    later: list = field(default_factory=list)  # (entry, seconds until it is due again)
     requeued: list = field(default_factory=list)
-    left: list = field(default_factory=list)
+    left: list = field(default_factory=list)  # still pending for this consumer (stopping)
     sent: int = 0
 
     def add(self, entry, decision):
@@ -48,11 +52,11 @@ class Outcome:
             case Action.DEAD:
                 self.dead.append((entry, decision.reason))
             case Action.RETRY:
-                self.retry.append((entry, decision.delay))
+                self.later.append((entry, decision.delay))
             case Action.REQUEUE:
                 self.requeued.append(entry)
             case Action.LEAVE:
-                self.left.append(entry)
+                self.later.append((entry, LOOK_AGAIN_S))
 
 
 def fail(delivery, reason, *, notify):
@@ -104,13 +108,17 @@ class Deliverer:
         smtp = SmtpSession(self.app)
         try:
             for entry in entries:
-                if self.should_stop() or (entry.is_readable and entry not in held):
-                    outcome.left.append(entry)
+                if self.should_stop():
+                    outcome.left.append(entry)  # for this name on restart, or the reaper
+                elif entry.is_readable and entry not in held:
+                    outcome.later.append((entry, LOOK_AGAIN_S))
                 else:
                     self._handle(entry, smtp, outcome)
         finally:
             smtp.close()
-        self.queue.settle(acked=outcome.acked, dead=outcome.dead, unlock=locked)
+        self.queue.settle(
+            acked=outcome.acked, dead=outcome.dead, later=outcome.later, unlock=locked
+        )
         return outcome
 
     def _handle(self, entry, smtp, outcome):
@@ -151,6 +159,12 @@ class Deliverer:
         delivery.status = DeliveryStatus.SENT
         delivery.sent_at = now()
         delivery.last_error = None
+        if delivery.failed_at is not None:
+            # An operator put a dead mail back and it went: the customer who was told
+            # it failed learns that the provider knows after all.
+            user_id, text = delivered_notice(delivery)
+            if user_id is not None:
+                self.notify(user_id=user_id, content=text)
         db.session.commit()
         outcome.sent += 1
         record(

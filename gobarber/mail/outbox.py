@@ -26,13 +26,13 @@ log = logging.getLogger(__name__)
 
 def queue_cancellation_mail(*, appointment):
     """Add the provider's cancellation mail to the outbox; the caller commits."""
-    provider = appointment.provider
     delivery = MailDelivery(
         event_id=str(uuid.uuid4()),
         kind=MailKind.CANCELLATION,
         priority=Priority.DEFAULT,
         appointment_id=appointment.id,
-        recipient=f"{provider.name} <{provider.email}>",
+        # The address alone: the name joins it in the `To` header at render time only.
+        recipient=appointment.provider.email,
         status=DeliveryStatus.QUEUED,
         attempts=0,
         created_at=now(),
@@ -130,8 +130,8 @@ def relay(*, unpublished_after, republish_after, limit=500, queue=None):
     )
     rows = list(db.session.scalars(never))
     stale_rows = list(db.session.scalars(stale))
-    found = queue.entries_exist(
-        [(row.priority, row.stream_entry_id or "0-0") for row in stale_rows]
+    found = queue.still_owed(
+        [(row.priority, row.stream_entry_id or "0-0", row.event_id) for row in stale_rows]
     )
     rows += [row for row, there in zip(stale_rows, found, strict=True) if not there]
     for row in rows:
@@ -155,10 +155,13 @@ def republish_lost(entry_ids, queue=None):
 
 
 def reset_for_retry(delivery):
-    """Make a failed delivery queued again with fresh attempts (an operator's retry)."""
+    """Make a failed delivery queued again with fresh attempts (an operator's retry).
+
+    `failed_at` stays: it tells when the customer was told the mail failed, so that a
+    later success tells them again.
+    """
     delivery.status = DeliveryStatus.QUEUED
     delivery.attempts = 0
-    delivery.failed_at = None
     return delivery
 
 

@@ -29,7 +29,7 @@ class Action(StrEnum):
     DEAD = "dead"  # copy it to the dead-letter stream with a reason, then acknowledge
     RETRY = "retry"  # keep it pending; this consumer tries again after `delay`
     REQUEUE = "requeue"  # put it back at the end of its stream for any consumer
-    LEAVE = "leave"  # not decidable now (the database or Redis failed): leave it pending
+    LEAVE = "leave"  # not decidable now (the database or Redis failed): look again soon
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,10 @@ class Abandoned(Exception):
 
 
 INFRASTRUCTURE = (SQLAlchemyError, redis.RedisError)
+
+# Retry delays vary by up to a fifth at random: enough to spread mails that failed
+# together, little enough that MAIL_MAX_ATTEMPTS attempts span a known time.
+RETRY_JITTER = 0.2
 
 SEND = Decision(Action.SEND)
 ACK = Decision(Action.ACK)
@@ -72,7 +76,9 @@ class DeliveryPolicy:
 
     def retry_delay(self, attempts):
         """Seconds before the next SMTP attempt, after `attempts` failed ones."""
-        return compute_backoff(attempts, base=self.retry_base, cap=self.retry_max)
+        return compute_backoff(
+            attempts, base=self.retry_base, cap=self.retry_max, jitter=RETRY_JITTER
+        )
 
     def decide(self, entry, row, error=None):
         """Decide what becomes of `entry`, given its delivery `row` (None if there is none)

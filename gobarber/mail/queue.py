@@ -117,22 +117,69 @@ return taken
 """
 
 
+# Move the events whose retry is due back onto their streams: per stream, the due ones
+# (at most ARGV[2]) from its sorted set, each XADDed from its hash of fields, atomically,
+# so an event is never both waiting and on the stream, nor neither. Returns the moved
+# (event id, new entry id) pairs as a flat list, and the earliest due time still waiting.
+# KEYS: the stream keys, then their sorted sets in the same order. ARGV: now in ms, the
+# count, the prefix of the hash keys.
+_RELEASE_DUE = """
+local n = #KEYS / 2
+local moved, next_due, next_raw = {}, nil, ''
+for i = 1, n do
+  local stream, due = KEYS[i], KEYS[n + i]
+  local events = redis.call('ZRANGEBYSCORE', due, '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+  for _, event in ipairs(events) do
+    local body = redis.call('HGETALL', ARGV[3] .. event)
+    if #body > 0 then
+      table.insert(moved, event)
+      table.insert(moved, redis.call('XADD', stream, '*', unpack(body)))
+    end
+    redis.call('DEL', ARGV[3] .. event)
+    redis.call('ZREM', due, event)
+  end
+  local first = redis.call('ZRANGE', due, 0, 0, 'WITHSCORES')
+  if first[2] and (next_due == nil or tonumber(first[2]) < next_due) then
+    next_due, next_raw = tonumber(first[2]), first[2]
+  end
+end
+return {moved, next_raw}
+"""
+
+# A dead letter keeps the fields of its entry for a person to read, within bounds: an
+# entry any producer wrote may be of any size.
+DEAD_FIELDS_KEPT = 32
+DEAD_FIELD_CHARS = 1024
+
+
 class MailQueue:
     """The consumer group, a stream per priority, the dead-letter stream and send locks."""
 
-    def __init__(self, connection, *, prefix, group):
+    def __init__(self, connection, *, prefix, group, dead_max=10_000):
         self.redis = connection
         self.prefix = prefix
         self.group = group
+        self.dead_max = dead_max
         self._read_by_priority = connection.register_script(_READ_BY_PRIORITY)
         self._set_locks = connection.register_script(_SET_LOCKS)
+        self._release_due = connection.register_script(_RELEASE_DUE)
         #: The stream keys in reading order, high first.
         self.stream_keys = [self.stream_key(priority) for priority in READING_ORDER]
         self._reading_order = {key: index for index, key in enumerate(self.stream_keys)}
+        self._due_keys = {key: f"{key}:due" for key in self.stream_keys}
 
     @classmethod
     def from_config(cls, connection, config):
-        return cls(connection, prefix=config["MAIL_STREAM_PREFIX"], group=config["MAIL_GROUP"])
+        return cls(
+            connection,
+            prefix=config["MAIL_STREAM_PREFIX"],
+            group=config["MAIL_GROUP"],
+            dead_max=config.get("MAIL_DEAD_MAX", 10_000),
+        )
+
+    def reconnect(self):
+        """Drop the pool's connections (after a failover, the old ones reach a replica)."""
+        self.redis.connection_pool.disconnect()
 
     # ---- keys ----------------------------------------------------------------------
 
@@ -148,6 +195,14 @@ class MailQueue:
     def dead_key(self):
         """The dead-letter stream."""
         return f"{self._tag}:mail:dead"
+
+    def due_key(self, priority):
+        """The sorted set of the priority's events waiting for a retry, by due time."""
+        return self._due_keys[self.stream_key(priority)]
+
+    def delayed_key(self, event_id):
+        """The hash holding a waiting event's entry fields until it is due."""
+        return f"{self._tag}:mail:delayed:{event_id}"
 
     def lock_key(self, event_id):
         """The key that marks an event as being sent right now."""
@@ -168,12 +223,17 @@ class MailQueue:
         """Add an event to its priority's stream; return the entry id."""
         return self.redis.xadd(self.stream_key(priority), fields)
 
-    def entries_exist(self, refs):
-        """For (priority, entry id) pairs, tell which entries are still in their stream."""
+    def still_owed(self, refs):
+        """For (priority, entry id, event id) triples, tell which events Redis still holds:
+        at that entry of their stream, or waiting for a retry."""
+        if not refs:
+            return []
         pipe = self.redis.pipeline(transaction=False)
-        for priority, entry_id in refs:
+        for priority, entry_id, event_id in refs:
             pipe.xrange(self.stream_key(priority), entry_id, entry_id)
-        return [bool(found) for found in pipe.execute()] if refs else []
+            pipe.exists(self.delayed_key(event_id))
+        found = pipe.execute()
+        return [bool(found[i] or found[i + 1]) for i in range(0, len(found), 2)]
 
     # ---- consuming -----------------------------------------------------------------
 
@@ -241,29 +301,39 @@ class MailQueue:
         taken = self._set_locks(keys=keys, args=[owner, ttl_ms])
         return [entry for entry, won in zip(readable, taken, strict=True) if won]
 
-    def settle(self, *, acked=(), dead=(), requeued=(), unlock=()):
+    def settle(self, *, acked=(), dead=(), requeued=(), later=(), unlock=()):
         """Finish with entries in one MULTI/EXEC, and return where requeued events went.
 
         `acked` are done; `dead` are (entry, reason) pairs copied to the dead-letter
-        stream; `requeued` go back to the end of their stream for any consumer, with
-        their redelivery count raised; all of them are then acknowledged and deleted, so
-        a stream holds only what is still owed. `unlock` releases those entries' send
+        stream (capped at `dead_max`, roughly); `requeued` go back to the end of their
+        stream for any consumer, with their redelivery count raised; `later` are (entry,
+        seconds) pairs that wait outside the stream, and outside the pending list, until
+        `release_due` puts them back. All of them are then acknowledged and deleted, so a
+        stream holds only what is still owed. `unlock` releases those entries' send
         locks. Nothing is acknowledged without its copy. Returns (event id, new entry
         id) pairs for the requeued entries that had a body.
         """
-        if not (acked or dead or requeued or unlock):
+        if not (acked or dead or requeued or later or unlock):
             return []
+        now_ms = _now_ms()
         pipe = self.redis.pipeline(transaction=True)
         for entry, reason in dead:
-            copy = dict(entry.fields or {})
+            kept = list((entry.fields or {}).items())[:DEAD_FIELDS_KEPT]
+            copy = {name[:100]: value[:DEAD_FIELD_CHARS] for name, value in kept}
             copy.update(
-                stream=entry.stream, entry_id=entry.entry_id, error=reason, dead_at=str(_now_ms())
+                stream=entry.stream, entry_id=entry.entry_id, error=reason[:500], dead_at=now_ms
             )
-            pipe.xadd(self.dead_key, copy)
+            pipe.xadd(self.dead_key, copy, maxlen=self.dead_max, approximate=True)
         moved = [entry for entry in requeued if entry.fields]
         for entry in moved:
             pipe.xadd(entry.stream, {**entry.fields, "redeliveries": str(entry.deliveries)})
-        finished = [*acked, *(entry for entry, _ in dead), *requeued]
+        waiting = [(entry, delay) for entry, delay in later if entry.fields and entry.is_readable]
+        for entry, delay in waiting:
+            body = self.delayed_key(entry.event_id)
+            pipe.delete(body)
+            pipe.hset(body, mapping=entry.fields)
+            pipe.zadd(self._due_keys[entry.stream], {entry.event_id: now_ms + int(delay * 1000)})
+        finished = [*acked, *(entry for entry, _ in dead), *requeued, *(e for e, _ in waiting)]
         for stream, ids in _by_stream(finished).items():
             pipe.xack(stream, self.group, *ids)
             pipe.xdel(stream, *ids)
@@ -273,6 +343,19 @@ class MailQueue:
         results = pipe.execute()
         new_ids = results[len(dead) : len(dead) + len(moved)]
         return [(entry.event_id, new_id) for entry, new_id in zip(moved, new_ids, strict=True)]
+
+    def release_due(self, *, count=100, now_ms=None):
+        """Put events whose retry is due back on their streams.
+
+        Returns the (event id, new entry id) pairs moved, and the seconds until the next
+        waiting event is due (None when none waits).
+        """
+        now_ms = _now_ms() if now_ms is None else now_ms
+        keys = [*self.stream_keys, *(self._due_keys[key] for key in self.stream_keys)]
+        flat, next_due = self._release_due(keys=keys, args=[now_ms, count, self.delayed_key("")])
+        pairs = list(zip(flat[::2], flat[1::2], strict=True))
+        wait_s = max(0.0, (float(next_due) - now_ms) / 1000) if next_due else None
+        return pairs, wait_s
 
     # ---- operator views and actions ------------------------------------------------
 
@@ -290,6 +373,7 @@ class MailQueue:
             "lag": None,
             "oldest_pending_age_s": None,
             "consumers": [],
+            "scheduled": self.redis.zcard(self._due_keys[key]),
         }
         groups = (
             {g["name"]: g for g in self.redis.xinfo_groups(key)} if self.redis.exists(key) else {}
