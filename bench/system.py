@@ -103,6 +103,7 @@ class System:
             "MAIL_PORT": str(self.smtp.port),
             "MAIL_TIMEOUT": "5",
             "MAIL_VISIBILITY_TIMEOUT": "10",
+            "MAIL_RETRY_BASE": "0.5",
             "MAIL_RETRY_MAX": "5",
             "MAIL_BLOCK_MS": "200",
             "LOG_LEVEL": "WARNING",
