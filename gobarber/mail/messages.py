@@ -123,26 +123,34 @@ def render(delivery):
     return message
 
 
-def customer_notice(delivery):
-    """Return (user id, text) of the customer's notice that the provider could not be told."""
+# What the customer who cancelled is told about the provider's mail, in pt-BR.
+NOTICES = {
+    "failed": (
+        "Não foi possível avisar {provider} do cancelamento do seu agendamento de {when}. "
+        "Por favor, avise a barbearia."
+    ),
+    "delivered": (
+        "{provider} foi avisado do cancelamento do seu agendamento de {when}. "
+        "Não é preciso avisar a barbearia."
+    ),
+}
+
+
+def _notice(delivery, wording):
     appointment = db.session.get(Appointment, delivery.appointment_id or 0)
     if appointment is None:
         return None, None
-    text = (
-        f"Não foi possível avisar {appointment.provider.name} do cancelamento do seu "
-        f"agendamento de {describe_pt_br(appointment.date)}. "
-        "Por favor, avise a barbearia."
+    text = NOTICES[wording].format(
+        provider=appointment.provider.name, when=describe_pt_br(appointment.date)
     )
     return appointment.user_id, text
+
+
+def customer_notice(delivery):
+    """Return (user id, text) of the customer's notice that the provider could not be told."""
+    return _notice(delivery, "failed")
 
 
 def delivered_notice(delivery):
     """Return (user id, text) of the customer's notice that a mail that had failed went."""
-    appointment = db.session.get(Appointment, delivery.appointment_id or 0)
-    if appointment is None:
-        return None, None
-    text = (
-        f"{appointment.provider.name} foi avisado do cancelamento do seu agendamento de "
-        f"{describe_pt_br(appointment.date)}. Não é preciso avisar a barbearia."
-    )
-    return appointment.user_id, text
+    return _notice(delivery, "delivered")
