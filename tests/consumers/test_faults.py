@@ -7,8 +7,9 @@ import json
 import pytest
 import redis
 
-from gobarber.extensions import mail_queue
+from gobarber.extensions import db, mail_queue
 from gobarber.mail import operations
+from gobarber.models import User
 from tests.streams import abandon, pending, run_until_settled
 
 pytestmark = pytest.mark.sends_mail
@@ -43,7 +44,14 @@ def test_entries_that_are_not_utf8_are_dead_lettered_and_the_line_goes_on(
     with app.app_context():
         assert operations.status(mail_queue.get())["dead_letters"] == 4
         assert len(operations.dead_letters(mail_queue.get())) == 4
+        db.session.get(User, shop.customer.id).admin = True
+        db.session.commit()
     assert shop.client.get("/metrics").status_code == 200
+    signed = {"email": shop.customer.email, "password": shop.customer.password}
+    shop.client.post("/admin/login", data=signed)
+    page = shop.client.get("/admin/queue")
+    assert page.status_code == 200
+    assert page.get_data(as_text=True).count("unreadable entry") == 4
 
 
 def test_the_reaper_survives_poison_left_pending_by_a_dead_consumer(
