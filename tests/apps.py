@@ -16,6 +16,7 @@ from sqlalchemy import text
 
 from gobarber import create_app
 from gobarber.extensions import db
+from gobarber.testing import PrivateRedis
 
 ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -88,6 +89,19 @@ def running_app(database_url, tmp_path, **overrides):
             db.session.remove()
             db.engine.dispose()
         clean_redis(app.config["MAIL_STREAM_PREFIX"])
+
+
+@contextmanager
+def private_app(database_url, tmp_path, **overrides):
+    """An app whose Redis is a redis-server of the test's own, to stop and start; yields
+    (app, the PrivateRedis)."""
+    private = PrivateRedis(tmp_path)
+    private.start()
+    try:
+        config = make_config(database_url, tmp_path, REDIS_URL=private.url, **overrides)
+        yield create_app(config), private
+    finally:
+        private.stop()
 
 
 def shop_slot(app, *, days=1, hour=10):

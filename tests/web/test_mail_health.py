@@ -15,11 +15,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from gobarber import create_app
 from gobarber.mail.heartbeats import Heartbeats, heartbeat_ttl_s
 from gobarber.shop_time import now
-from gobarber.testing import PrivateRedis, free_port, wait_until
-from tests.apps import make_config
+from gobarber.testing import free_port, wait_until
+from tests.apps import private_app
 from tests.mobile_client import Client
 from tests.streams import abandon
 
@@ -119,18 +118,8 @@ def test_a_beat_on_a_redis_that_does_not_answer_is_skipped(app, caplog):
 
 
 def test_mail_health_is_503_naming_redis_when_it_is_down(database_url, tmp_path, smtp_server):
-    private = PrivateRedis(tmp_path)
-    private.start()
-    try:
-        app = create_app(
-            make_config(
-                database_url,
-                tmp_path,
-                REDIS_URL=private.url,
-                MAIL_SERVER="127.0.0.1",
-                MAIL_PORT=smtp_server.port,
-            )
-        )
+    smtp = {"MAIL_SERVER": "127.0.0.1", "MAIL_PORT": smtp_server.port}
+    with private_app(database_url, tmp_path, **smtp) as (app, private):
         private.stop()
 
         response = app.test_client().get("/health/mail")
@@ -139,8 +128,6 @@ def test_mail_health_is_503_naming_redis_when_it_is_down(database_url, tmp_path,
         assert response.json["failing"] == ["redis"]
         assert response.json["checks"]["redis"]["ok"] is False
         assert response.json["checks"]["smtp"]["ok"] is True
-    finally:
-        private.stop()
 
 
 @pytest.fixture

@@ -18,10 +18,9 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from gobarber import create_app
 from gobarber.extensions import redis_store
-from gobarber.testing import ROOT, PrivateRedis, wait_until
-from tests.apps import make_config
+from gobarber.testing import ROOT, wait_until
+from tests.apps import private_app
 
 METHOD_LABELS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other"}
 OPENAPI = {"method": "GET", "route": "/openapi.json", "status": "200"}
@@ -46,18 +45,6 @@ def scrape(client):
     response = client.get("/metrics")
     assert response.status_code == 200, response.data[:500]
     return http_requests(response.data.decode())
-
-
-@contextmanager
-def private_app(database_url, tmp_path, **overrides):
-    """An app whose Redis is a redis-server of the test's own."""
-    private = PrivateRedis(tmp_path)
-    private.start()
-    try:
-        config = make_config(database_url, tmp_path, REDIS_URL=private.url, **overrides)
-        yield create_app(config), private
-    finally:
-        private.stop()
 
 
 @contextmanager

@@ -3,9 +3,8 @@
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from gobarber import create_app
-from gobarber.testing import PrivateRedis, wait_until
-from tests.apps import make_config
+from gobarber.testing import wait_until
+from tests.apps import private_app
 from tests.mobile_client import Client
 from tests.streams import run_until_settled
 
@@ -47,18 +46,8 @@ def test_an_smtp_server_down_fails_mail_health_and_leaves_health_200(client, wor
 
 
 def test_health_follows_a_redis_that_stops_and_returns(database_url, tmp_path, smtp_server):
-    private = PrivateRedis(tmp_path)
-    private.start()
-    try:
-        app = create_app(
-            make_config(
-                database_url,
-                tmp_path,
-                REDIS_URL=private.url,
-                MAIL_SERVER="127.0.0.1",
-                MAIL_PORT=smtp_server.port,
-            )
-        )
+    smtp = {"MAIL_SERVER": "127.0.0.1", "MAIL_PORT": smtp_server.port}
+    with private_app(database_url, tmp_path, **smtp) as (app, private):
         client = app.test_client()
         assert client.get("/health").status_code == 200
 
@@ -70,8 +59,6 @@ def test_health_follows_a_redis_that_stops_and_returns(database_url, tmp_path, s
 
         private.start()
         assert client.get("/health").status_code == 200
-    finally:
-        private.stop()
 
 
 def test_metrics_parse_and_count_the_pipeline(client, shop, worker, smtp_server, redis_conn, queue):
