@@ -7,11 +7,12 @@ Python names (`createdAt`, `_id`) are aliases.
 """
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 from flask import current_app
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
+from gobarber.models.mail_delivery import DeliveryStatus
 from gobarber.services.appointments import is_cancelable, is_past
 from gobarber.shop_time import iso_utc
 
@@ -282,7 +283,7 @@ class ScheduledAppointment(AppointmentOut):
 class CancellationMail(ResponseBody):
     """Where the provider's cancellation mail stands."""
 
-    status: Literal["queued", "sent", "failed"]
+    status: DeliveryStatus
     attempts: int
     last_error: str | None
     queued_at: UtcTime
@@ -295,7 +296,7 @@ class CancellationMail(ResponseBody):
         if delivery is None:
             return None
         return cls(
-            status=str(delivery.status),
+            status=delivery.status,
             attempts=delivery.attempts,
             last_error=delivery.last_error,
             queued_at=delivery.created_at,

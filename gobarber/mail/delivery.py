@@ -216,7 +216,12 @@ class Deliverer:
                 )
             case Action.LEAVE:
                 db.session.rollback()
-                log.error("mail event %s left pending: %s", entry.event_id, decision.reason)
+                log.error(
+                    "mail event %s put aside for %.0fs: %s",
+                    entry.event_id,
+                    LOOK_AGAIN_S,
+                    decision.reason,
+                )
         outcome.add(entry, decision)
 
 
