@@ -11,6 +11,7 @@ import time
 import pytest
 import redis
 
+from gobarber.extensions import mail_queue
 from gobarber.testing import PrivateRedis, free_port, wait_until
 from tests.mobile_client import Client
 from tests.streams import deliveries, owed
@@ -34,6 +35,11 @@ def all_delivered(app, smtp_server, *, timeout, what, queue_redis=None):
     # The SMTP server has a mail a moment before the worker records it as sent.
     wait_until(lambda: owed(app, queue_redis) == 0, timeout=30, what="no pending entries")
     assert {row.status for row in deliveries(app)} == {"sent"}
+
+
+def queue_lag(app):
+    """Entries no consumer has read yet, over both priority streams."""
+    return sum(state["lag"] or 0 for state in mail_queue.get(app).state())
 
 
 def cancel_all(client, token, ids):
@@ -206,9 +212,3 @@ def test_a_second_sigterm_stops_the_worker_at_once(app, processes, smtp_server, 
     processes.worker("worker-1-again")
     processes.reaper()  # hands over what worker-1 held, after the visibility timeout
     all_delivered(app, smtp_server, timeout=60, what="every mail after the restart")
-
-
-def queue_lag(app):
-    from gobarber.extensions import mail_queue
-
-    return sum(state["lag"] or 0 for state in mail_queue.get(app).state())
