@@ -107,6 +107,10 @@ class System:
             "MAIL_RETRY_MAX": "5",
             "MAIL_BLOCK_MS": "200",
             "LOG_LEVEL": "WARNING",
+            # Load tests: the throttles would refuse them (bench/bruteforce.py measures those).
+            "RATE_LIMITS": "off",
+            "MAX_ACTIVE_BOOKINGS": "100000",
+            "CANCELLATION_MAILS_PER_DAY": "100000",
             **{key: str(value) for key, value in settings.items()},
         }
         self.app = self.make_app()

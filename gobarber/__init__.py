@@ -17,7 +17,7 @@ def create_app(config=None):
     app = Flask(__name__, instance_relative_config=True)
     app.config.update(settings.from_environment())
     app.config.update(config or {})
-    settings.validate(app.config)
+    settings.validate(app.config, app.instance_path)
     app.config.setdefault(
         "SQLALCHEMY_ENGINE_OPTIONS", engine_options(app.config["SQLALCHEMY_DATABASE_URI"])
     )
@@ -36,7 +36,8 @@ def create_app(config=None):
 
 
 def register_extensions(app):
-    from gobarber import database
+    from gobarber import database, throttle
+    from gobarber.web import security
 
     # Through the module: the `gobarber.mail` package would shadow a bare `mail` here.
     extensions.db.init_app(app)
@@ -46,6 +47,8 @@ def register_extensions(app):
     extensions.cors.init_app(app)
     extensions.redis_store.init_app(app)
     extensions.mail_queue.init_app(app)
+    throttle.init_app(app)
+    security.init_app(app)
 
 
 def register_blueprints(app):

@@ -1,13 +1,29 @@
 """Configuration read from the environment (and `.env` in development)."""
 
 import os
+import secrets
+from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from limits import parse_many
 from redis.connection import parse_url
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 DEFAULT_SLOTS = ",".join(f"{hour:02d}:00" for hour in range(8, 20))
+# HS256 keys shorter than the hash are guessable offline from one token (RFC 7518 3.2).
+MIN_SECRET_BYTES = 32
+# Throttles, in `limits` notation ("5 per 15 minutes", "20/hour"); `RATE_LIMITS=off`
+# turns them all off. What each one counts is in gobarber/throttle.py.
+RATE_LIMIT_DEFAULTS = {
+    "RATE_LIMIT_DEFAULT": "600 per minute",
+    "RATE_LIMIT_SIGN_IN_ACCOUNT": "5 per 15 minutes",
+    "RATE_LIMIT_SIGN_IN_ADDRESS": "50 per 15 minutes",
+    "RATE_LIMIT_SIGN_UP": "10 per hour",
+    "RATE_LIMIT_BOOKING": "20 per hour",
+    "RATE_LIMIT_CANCEL": "20 per hour",
+    "RATE_LIMIT_UPLOAD": "20 per hour",
+}
 
 
 class ConfigError(Exception):
@@ -41,6 +57,18 @@ def _duration_seconds(name, default):
         return int(number) * units[unit]
     except ValueError:
         raise ConfigError(f"{name} must be a duration like 7d or 3600, got {raw!r}") from None
+
+
+def _on_off(name, default):
+    raw = _env(name, default).strip().lower()
+    if raw not in ("on", "off", "true", "false", "1", "0", "yes", "no"):
+        raise ConfigError(f"{name} must be on or off, got {raw!r}")
+    return raw in ("on", "true", "1", "yes")
+
+
+def _origins(raw):
+    origins = [origin.strip().rstrip("/") for origin in raw.split(",") if origin.strip()]
+    return "*" if origins in ([], ["*"]) else origins
 
 
 def database_uri(url):
@@ -85,7 +113,21 @@ def from_environment():
         "SHOP_TIMEZONE": timezone,
         "SHOP_SLOTS": parse_slots(_env("SHOP_SLOTS", DEFAULT_SLOTS)),
         "JWT_EXPIRES_IN": _duration_seconds("JWT_EXPIRES_IN", "7d"),
+        "BCRYPT_ROUNDS": _int("BCRYPT_ROUNDS", 12),
+        # The admin page's server-side session (in Redis): how long it lasts unused.
+        "PERMANENT_SESSION_LIFETIME": _duration_seconds("ADMIN_SESSION_LIFETIME", "12h"),
+        "RATE_LIMITS": _on_off("RATE_LIMITS", "on"),
+        **{name: _env(name, default) for name, default in RATE_LIMIT_DEFAULTS.items()},
+        # Proxies in front of the app that append to X-Forwarded-For (werkzeug ProxyFix).
+        "TRUSTED_PROXIES": _int("TRUSTED_PROXIES", 0),
+        "CORS_ORIGINS": _origins(_env("CORS_ORIGINS", "*")),
+        "HEALTH_TOKEN": _env("HEALTH_TOKEN"),
+        "BOOKING_HORIZON_DAYS": _int("BOOKING_HORIZON_DAYS", 90),
+        "MAX_ACTIVE_BOOKINGS": _int("MAX_ACTIVE_BOOKINGS", 10),
+        "CANCELLATION_MAILS_PER_DAY": _int("CANCELLATION_MAILS_PER_DAY", 5),
+        "MAX_JSON_KB": _int("MAX_JSON_KB", 64),
         "MAX_UPLOAD_MB": _int("MAX_UPLOAD_MB", 5),
+        "UPLOAD_QUOTA_MB": _int("UPLOAD_QUOTA_MB", 20),
         "UPLOAD_FOLDER": _env("UPLOAD_FOLDER"),
         "MAIL_SERVER": _env("MAIL_SERVER", "localhost"),
         "MAIL_PORT": _int("MAIL_PORT", 2525),
@@ -137,16 +179,74 @@ def _check_urls(config):
         raise ConfigError(f"REDIS_URL cannot be used: {error}") from None
 
 
-def validate(config):
+def development_secret(instance_path):
+    """Return this checkout's own random secret, made on first use in `instance/`.
+
+    Never a constant in the source: anyone could forge tokens with a published one.
+    """
+    path = Path(instance_path) / "secret_key"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(48)
+    try:
+        # O_EXCL: of two processes starting at once, one writes and both read its secret.
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(secret + "\n")
+    return secret
+
+
+def _check_secret(config, instance_path):
+    secret = config.get("SECRET_KEY")
+    if config["APP_ENV"] in ("development", "test"):
+        if not secret:
+            config["SECRET_KEY"] = development_secret(instance_path)
+        return
+    if not secret:
+        raise ConfigError(
+            "SECRET_KEY (or APP_SECRET) is not set; it is required outside development"
+        )
+    if len(secret.encode()) < MIN_SECRET_BYTES:
+        raise ConfigError(
+            f"SECRET_KEY must be at least {MIN_SECRET_BYTES} bytes outside development "
+            '(python3 -c "import secrets; print(secrets.token_urlsafe(48))" makes one)'
+        )
+
+
+def _check_rate_limits(config):
+    for name in RATE_LIMIT_DEFAULTS:
+        try:
+            parse_many(config[name])
+        except ValueError:
+            raise ConfigError(
+                f"{name} must read like '5 per 15 minutes' or '20/hour', got {config[name]!r}"
+            ) from None
+
+
+def validate(config, instance_path="instance"):
     """Refuse settings the app cannot run safely with."""
     _check_urls(config)
-    if not config.get("SECRET_KEY"):
-        if config["APP_ENV"] in ("development", "test"):
-            config["SECRET_KEY"] = "development-only-secret-never-use-in-production"
-        else:
-            raise ConfigError(
-                "SECRET_KEY (or APP_SECRET) is not set; it is required outside development"
-            )
+    _check_secret(config, instance_path)
+    _check_rate_limits(config)
+    if not 4 <= config["BCRYPT_ROUNDS"] <= 16:
+        raise ConfigError("BCRYPT_ROUNDS must be between 4 and 16 (12 is the default)")
+    if config["TRUSTED_PROXIES"] < 0:
+        raise ConfigError("TRUSTED_PROXIES must be 0 (no proxy) or the number of proxies")
+    at_least_one = (
+        "BOOKING_HORIZON_DAYS",
+        "MAX_ACTIVE_BOOKINGS",
+        "CANCELLATION_MAILS_PER_DAY",
+        "MAX_JSON_KB",
+        "UPLOAD_QUOTA_MB",
+    )
+    for name in at_least_one:
+        if config[name] < 1:
+            raise ConfigError(f"{name} must be at least 1")
     if config["MAX_UPLOAD_MB"] < 1:
         raise ConfigError("MAX_UPLOAD_MB must be at least 1")
     if config["MAIL_MAX_ATTEMPTS"] < 1:

@@ -36,7 +36,18 @@ class NotFound(GobarberError):
 
 class TooLarge(GobarberError):
     status = 413
-    message = "Request body too large"
+    message = "Payload too large"
+
+
+class TooManyAttempts(GobarberError):
+    """A throttle refused the request; `retry_after` is in whole seconds."""
+
+    status = 429
+    message = "Too many attempts, try again later"
+
+    def __init__(self, message=None, *, retry_after=None):
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 # Texts for errors raised by Flask and Werkzeug themselves (routing, body size, methods).
@@ -44,7 +55,8 @@ HTTP_MESSAGES = {
     400: "Validation fails",
     404: "Not found",
     405: "Method not allowed",
-    413: "Request body too large",
+    413: "Payload too large",
+    429: "Too many attempts, try again later",
 }
 
 
@@ -53,7 +65,10 @@ def register_error_handlers(app):
 
     @app.errorhandler(GobarberError)
     def domain_error(error):
-        return jsonify(error=error.message), error.status
+        response = jsonify(error=error.message)
+        if getattr(error, "retry_after", None) is not None:
+            response.headers["Retry-After"] = str(error.retry_after)
+        return response, error.status
 
     @app.errorhandler(HTTPException)
     def http_error(error):

@@ -51,6 +51,14 @@ def make_config(database_url, tmp_path, **overrides):
         "MAIL_STREAM_PREFIX": f"test-{uuid.uuid4().hex[:12]}",
         "APP_URL": "http://testserver",
         "MAIL_RELAY_AFTER": 0,
+        # Cheap hashes: the suite signs up thousands of users. tests/api/test_passwords.py
+        # checks the production cost.
+        "BCRYPT_ROUNDS": 4,
+        # The suite's few customers book and cancel far more than any real one, from one
+        # address; the limits have tests of their own, at their defaults.
+        "RATE_LIMITS": False,
+        "MAX_ACTIVE_BOOKINGS": 10_000,
+        "CANCELLATION_MAILS_PER_DAY": 10_000,
     }
     config.update(overrides)
     return config

@@ -122,6 +122,11 @@ def pipeline_env(app, smtp_server, tmp_path):
         "MAIL_RELAY_AFTER": 1,
         "MAIL_REPUBLISH_AFTER": 2,
         "LOG_LEVEL": "INFO",
+        # As in tests/apps.py: cheap hashes, and no limits but where a test sets them.
+        "BCRYPT_ROUNDS": 4,
+        "RATE_LIMITS": "off",
+        "MAX_ACTIVE_BOOKINGS": 10_000,
+        "CANCELLATION_MAILS_PER_DAY": 10_000,
     }
 
 

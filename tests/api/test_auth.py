@@ -260,4 +260,4 @@ def test_a_body_over_the_size_limit_is_a_json_413(app, client, path):
     body = {"name": "x" * too_big, "email": "big@barber.example.com", "password": "secret123"}
     refused = client.post(path, json=body)
     assert refused.status_code == 413
-    assert refused.json == {"error": "Request body too large"}
+    assert refused.json == {"error": "Payload too large"}

@@ -20,7 +20,7 @@ from tests.people import Person
 VALIDATION_FAILS = "Validation fails"
 INVALID_DATE = "Invalid date"
 NOT_AN_IMAGE = "File must be an image (JPEG, PNG, GIF or WebP)"
-TOO_LARGE = "Request body too large"
+TOO_LARGE = "Payload too large"
 SEVEN_MB = 7 * 1024 * 1024
 
 JSON_ROUTES = [

@@ -173,7 +173,7 @@ def test_a_body_far_over_the_size_limit_is_refused_as_json(app, client, api):
     person = api.person()
     refused = upload(client, person, noise_png(3), "huge.png")
     assert refused.status_code == 413
-    assert refused.json == {"error": "Request body too large"}
+    assert refused.json == {"error": "Payload too large"}
     assert stored_files(app) == ([], [])
 
 
