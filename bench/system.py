@@ -160,7 +160,8 @@ class System:
 
     def people(self, providers):
         """Insert a customer and `providers` providers; return (customer id, token, ids)."""
-        password_hash = hash_password(PASSWORD)
+        with self.app.app_context():  # the hash cost is the app's setting
+            password_hash = hash_password(PASSWORD)
         rows = [
             {
                 "name": "Cliente Bench",

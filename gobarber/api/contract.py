@@ -6,13 +6,14 @@ and records both, and `/openapi.json` is built from that record, so the document
 drift from what the code accepts or sends.
 """
 
+import json
 import re
 from functools import wraps
 
-from flask import g, request
+from flask import current_app, g, request
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from gobarber.errors import Invalid, Unauthorized
+from gobarber.errors import Invalid, TooLarge, Unauthorized
 from gobarber.services.users import user_from_token
 
 ERROR_SCHEMA = {
@@ -38,6 +39,26 @@ def authenticate():
     g.user = user_from_token(token=words[1])
 
 
+# Our bodies are flat objects; anything nested deeper is refused before it is parsed, so
+# neither the decoder nor the checks below recurse without bound.
+MAX_DEPTH = 32
+# A string, or the rest of the text after an unterminated one: the closing quote is
+# optional so that every match succeeds at once (a required one makes an unterminated
+# string cost quadratic time, from every quote on).
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"?', re.DOTALL)
+_BRACKETS = re.compile(r"[][{}]")
+
+
+def _too_deep(text):
+    """Tell whether JSON text nests arrays and objects deeper than MAX_DEPTH."""
+    depth = 0
+    for bracket in _BRACKETS.findall(_STRING.sub("", text)):
+        depth += 1 if bracket in "[{" else -1
+        if depth > MAX_DEPTH:
+            return True
+    return False
+
+
 def _has_nul(value):
     """Tell whether a decoded JSON value holds a NUL character anywhere."""
     if isinstance(value, str):
@@ -59,13 +80,45 @@ def _validate(model, data, invalid):
         raise Invalid(invalid) from None
 
 
+def _body_bytes():
+    """Read the whole body, refusing one past the request's `max_content_length`."""
+    limit = request.max_content_length
+    # A Content-Length past the limit is refused before a byte is read. A chunked body
+    # has none, and Werkzeug stops reading it at the limit without telling whether the
+    # client sent more: allow one byte more, so that a body past the limit shows.
+    request.max_content_length = limit + 1
+    raw = request.get_data(cache=True)
+    if len(raw) > limit:
+        raise TooLarge()
+    return raw
+
+
+def _json_body(invalid):
+    """Decode the JSON body, refusing one nested too deep before parsing it."""
+    raw = _body_bytes()
+    try:
+        # The encodings json.loads accepts (UTF-8, -16, -32), decoded as it does, so that
+        # the depth is counted on the same text the decoder reads.
+        text = raw.decode(json.detect_encoding(raw), "surrogatepass")
+    except UnicodeDecodeError:
+        raise Invalid(invalid) from None
+    if _too_deep(text):
+        raise Invalid(invalid)
+    try:
+        return current_app.json.loads(text)
+    except ValueError:  # malformed JSON, or an integer too long to convert
+        raise Invalid(invalid) from None
+
+
+def allow_upload():
+    """Let this request's body reach the upload limit, instead of the JSON one."""
+    # Room for the multipart envelope around the file; services.files checks the file.
+    request.max_content_length = (current_app.config["MAX_UPLOAD_MB"] + 1) * 1024 * 1024
+
+
 def parse_body(model, invalid="Validation fails"):
     """Validate the JSON body against `model`; malformed or not an object is invalid."""
-    try:
-        data = request.get_json(force=True, silent=True)
-    except RecursionError:
-        # `silent` covers malformed JSON only; a deeply nested one overflows the decoder.
-        data = None
+    data = _json_body(invalid)
     if not isinstance(data, dict):
         raise Invalid(invalid)
     return _validate(model, data, invalid)
@@ -114,6 +167,8 @@ def endpoint(
                 authenticate()
             if provider_only and not g.user.provider:
                 raise Unauthorized("User is not a provider")
+            if upload is not None:
+                allow_upload()
             if body is not None:
                 kwargs["body"] = parse_body(body, invalid)
             if query is not None:

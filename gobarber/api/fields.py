@@ -13,6 +13,8 @@ from pydantic import (
     WithJsonSchema,
 )
 
+from gobarber.services.passwords import BCRYPT_MAX_BYTES, fits_bcrypt
+
 MAX_ID = 2**31 - 1
 # Unicode's control characters (category Cc): C0, DEL and C1.
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -27,6 +29,13 @@ def _no_control_characters(value):
     return value
 
 
+def _fits_bcrypt(value):
+    # Counted in UTF-8 bytes: 72 characters of "ã" are 144 bytes, of which bcrypt reads 72.
+    if not fits_bcrypt(value):
+        raise ValueError(f"longer than {BCRYPT_MAX_BYTES} bytes")
+    return value
+
+
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 Name = Annotated[
     str,
@@ -34,7 +43,17 @@ Name = Annotated[
     BeforeValidator(_no_control_characters),
 ]
 Email = Annotated[EmailStr, Field(max_length=320), AfterValidator(str.lower)]
-Password = Annotated[str, StringConstraints(min_length=6, max_length=128)]
+Password = Annotated[
+    str,
+    StringConstraints(min_length=6, max_length=BCRYPT_MAX_BYTES),
+    AfterValidator(_fits_bcrypt),
+]
+# Signing in checks no minimum: a password the original backend accepted still opens.
+SignInPassword = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=BCRYPT_MAX_BYTES),
+    AfterValidator(_fits_bcrypt),
+]
 
 
 def _iso_datetime(value: str) -> str:

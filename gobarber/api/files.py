@@ -2,12 +2,14 @@
 
 from flask import Blueprint, request, send_from_directory
 
-from gobarber.api.contract import endpoint
+from gobarber.api.contract import current_user, endpoint
 from gobarber.api.schemas import StoredFile
 from gobarber.errors import Invalid
 from gobarber.services.files import store_upload, upload_folder
 
 bp = Blueprint("files", __name__)
+
+ONE_YEAR = 365 * 24 * 3600
 
 
 @bp.post("/files")
@@ -16,7 +18,7 @@ bp = Blueprint("files", __name__)
     summary="Upload an image (JPEG, PNG, GIF or WebP) to use as an avatar",
     responses={
         200: (StoredFile, "The stored file"),
-        400: "Not an image, or no file",
+        400: "Not an image, an image too large, no file, or the upload quota exceeded",
         413: "File too large",
     },
 )
@@ -24,10 +26,15 @@ def upload():
     given = request.files.get("file")
     if given is None:
         raise Invalid("File not provided (multipart field 'file')")
-    file = store_upload(stream=given.stream, filename=given.filename)
+    file = store_upload(owner=current_user(), stream=given.stream, filename=given.filename)
     return StoredFile.of(file)
 
 
 @bp.get("/files/<path:path>")
 def serve(path):
-    return send_from_directory(upload_folder(), path, max_age=86400)
+    response = send_from_directory(upload_folder(), path, max_age=ONE_YEAR)
+    # A stored file never changes: each upload gets a new random name.
+    response.cache_control.public = True
+    response.cache_control.immutable = True
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response

@@ -1,10 +1,10 @@
 """Sessions: `POST /sessions` trades an email and password for a JWT."""
 
 from flask import Blueprint
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from gobarber.api.contract import endpoint
-from gobarber.api.fields import Email
+from gobarber.api.fields import Email, SignInPassword
 from gobarber.api.schemas import Session
 from gobarber.services import users
 
@@ -13,7 +13,7 @@ bp = Blueprint("sessions", __name__)
 
 class SignIn(BaseModel):
     email: Email
-    password: str = Field(min_length=1, max_length=128)
+    password: SignInPassword
 
 
 @bp.post("/sessions")

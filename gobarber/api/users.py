@@ -56,7 +56,7 @@ def sign_up(body):
     summary="Change name, email, avatar or password",
     responses={
         200: (Profile, "The profile"),
-        400: "Validation fails",
+        400: "Validation fails, User already exists. or Avatar file not found",
         401: "Password does not match",
     },
 )

@@ -4,16 +4,24 @@ from datetime import timedelta
 
 import jwt
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from gobarber.errors import Invalid, Unauthorized
 from gobarber.extensions import db
 from gobarber.models import File, User
-from gobarber.services.passwords import hash_password, password_matches
+from gobarber.services.files import delete_stored, unlink_upload
+from gobarber.services.passwords import (
+    check_nothing,
+    hash_password,
+    needs_rehash,
+    password_matches,
+)
 from gobarber.shop_time import now
 
 EMAIL_TAKEN = "User already exists."
+# Also the answer for another user's file, so uploads cannot be found by trying ids.
+AVATAR_NOT_FOUND = "Avatar file not found"
 
 
 def _email_taken(email, *, except_id=None):
@@ -42,6 +50,32 @@ def sign_up(*, name, email, password, provider=False):
     return _commit_user(user)
 
 
+def revoke_tokens(*, user):
+    """Refuse every token issued to the user so far; the caller commits."""
+    # In SQL, so two revocations at once both count.
+    user.token_version = User.token_version + 1
+
+
+def _own_file(user, file_id):
+    file = db.session.get(File, file_id)
+    if file is None or file.owner_id != user.id:
+        raise Invalid(AVATAR_NOT_FOUND)
+    return file
+
+
+def _change_avatar(user, avatar_id):
+    """Point the avatar at one of the user's files (or none); return the path to unlink."""
+    if avatar_id == user.avatar_id:
+        # Clients send the avatar they were shown, which may predate file owners.
+        return None
+    previous = user.avatar
+    user.avatar = None if avatar_id is None else _own_file(user, avatar_id)
+    # Only a file of one's own goes: an older avatar may be another user's upload.
+    if previous is not None and previous.owner_id == user.id:
+        return delete_stored(previous)
+    return None
+
+
 def update_profile(*, user, changes):
     """Change name, email, avatar or password; a new password needs the old one."""
     if "email" in changes and changes["email"] != user.email:
@@ -52,36 +86,52 @@ def update_profile(*, user, changes):
         if not password_matches(changes["old_password"], user.password_hash):
             raise Unauthorized("Password does not match")
         user.password_hash = hash_password(changes["password"])
+        revoke_tokens(user=user)
+    stale_upload = None
     if "avatar_id" in changes:
-        avatar_id = changes["avatar_id"]
-        if avatar_id is not None and db.session.get(File, avatar_id) is None:
-            raise Invalid("Avatar file not found")
-        user.avatar_id = avatar_id
+        stale_upload = _change_avatar(user, changes["avatar_id"])
     if "name" in changes:
         user.name = changes["name"]
     _commit_user(user)
+    # Only once the row is gone for good: a failed commit must leave the file served.
+    if stale_upload is not None:
+        unlink_upload(stale_upload)
     db.session.refresh(user)
     return user
 
 
 def issue_token(*, user):
-    """Sign a JWT carrying the user's id."""
+    """Sign a JWT carrying the user's id and token version."""
     issued = now()
     payload = {
         "id": user.id,
+        "ver": user.token_version,
         "iat": issued,
         "exp": issued + timedelta(seconds=current_app.config["JWT_EXPIRES_IN"]),
     }
     return jwt.encode(payload, current_app.config["SECRET_KEY"], algorithm="HS256")
 
 
+def _rehash(user, password):
+    # Conditional: a password change committed since this sign-in read the row wins.
+    db.session.execute(
+        update(User)
+        .where(User.id == user.id, User.password_hash == user.password_hash)
+        .values(password_hash=hash_password(password))
+    )
+    db.session.commit()
+
+
 def sign_in(*, email, password):
     """Check the credentials; return the user and a fresh token."""
     user = db.session.scalar(select(User).where(User.email == email))
     if user is None:
+        check_nothing()
         raise Unauthorized("User not found")
     if not password_matches(password, user.password_hash):
         raise Unauthorized("Password does not match")
+    if needs_rehash(user.password_hash):
+        _rehash(user, password)
     return user, issue_token(user=user)
 
 
@@ -93,6 +143,7 @@ def user_from_token(*, token):
     except (jwt.PyJWTError, KeyError, TypeError, ValueError):
         raise Unauthorized("Token invalid") from None
     user = db.session.get(User, user_id) if 0 < user_id < 2**31 else None
-    if user is None:
+    # Tokens issued before versions existed carry none, and count as version 0.
+    if user is None or payload.get("ver", 0) != user.token_version:
         raise Unauthorized("Token invalid")
     return user

@@ -100,15 +100,16 @@ def test_sign_in_refuses_an_invalid_body(client, body):
     assert refused.json == {"error": "Validation fails"}
 
 
-def test_the_token_is_hs256_with_id_iat_and_a_seven_day_expiry(app, client, api):
+def test_the_token_is_hs256_with_id_version_iat_and_a_seven_day_expiry(app, client, api):
     person = api.person()
     before = int(time.time())
     token = sign_in(client, person.email, person.password).json["token"]
     after = int(time.time())
     assert jwt.get_unverified_header(token)["alg"] == "HS256"
     payload = jwt.decode(token, app.config["SECRET_KEY"], algorithms=["HS256"])
-    assert set(payload) == {"id", "iat", "exp"}
+    assert set(payload) == {"id", "ver", "iat", "exp"}
     assert payload["id"] == person.id
+    assert payload["ver"] == 0
     assert before <= payload["iat"] <= after
     assert payload["exp"] - payload["iat"] == SEVEN_DAYS
 
