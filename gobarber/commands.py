@@ -13,7 +13,9 @@ from gobarber.extensions import db, mail_queue
 from gobarber.mail import operations
 from gobarber.models import User
 
-queue_cli = AppGroup("queue", help="See the mail queue, its dead letters, and retry them.")
+queue_cli = AppGroup(
+    "queue", help="See the mail queue, its dead letters and held mails; retry and release them."
+)
 users_cli = AppGroup("users", help="Manage users.")
 
 
@@ -45,7 +47,7 @@ def _table(headers, rows):
 @queue_cli.command("status")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def status(as_json):
-    """Show streams, consumers, dead letters and deliveries by status."""
+    """Show streams, consumers, dead letters, held mails and deliveries by status."""
     state = operations.status(mail_queue.get())
     if as_json:
         click.echo(_json(state))
@@ -83,6 +85,7 @@ def status(as_json):
         )
     )
     click.echo(f"\ndead letters: {state['dead_letters']}")
+    click.echo(f"held mails: {state['held']}")
     click.echo(f"retries waiting: {sum(s['scheduled'] for s in state['streams'])}")
 
 
@@ -133,6 +136,49 @@ def retry(event_id, every):
     for event in retried:
         click.echo(f"queued again: {_visible(event)}")
     click.echo(f"{len(retried)} mail(s) put back." if retried else "Nothing to retry.")
+
+
+@queue_cli.command("held")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@click.option("--limit", default=100, show_default=True, help="Oldest N held mails.")
+def held(as_json, limit):
+    """List mails held because their customer cancelled too often: event, recipient, customer."""
+    mails = operations.held_mails(limit=limit)
+    if as_json:
+        click.echo(_json(mails))
+        return
+    if not mails:
+        click.echo("No held mails.")
+        return
+    click.echo(
+        _table(
+            ["event", "kind", "recipient", "customer", "appointment", "held since (UTC)"],
+            [
+                [
+                    x["event_id"],
+                    x["kind"],
+                    x["recipient"],
+                    x["customer"],
+                    x["appointment_id"],
+                    _when(x["held_at_ms"]),
+                ]
+                for x in mails
+            ],
+        )
+    )
+
+
+@queue_cli.command("release")
+@click.argument("event_id", required=False)
+@click.option("--all", "every", is_flag=True, help="Release every held mail.")
+def release(event_id, every):
+    """Queue a held mail (or all) and put it on its stream, to be sent as usual."""
+    if bool(event_id) == every:
+        raise click.UsageError("give one EVENT_ID or --all")
+    released = operations.release(mail_queue.get(), event_id=None if every else event_id)
+    for event in released:
+        click.echo(f"released: {_visible(event)}")
+    click.echo(f"{len(released)} mail(s) released." if released else "Nothing to release.")
 
 
 @queue_cli.command("forget-consumer")

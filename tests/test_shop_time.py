@@ -19,7 +19,8 @@ SLOT_TIMES = [f"{hour:02d}:00" for hour in range(8, 20)]
 
 @pytest.fixture
 def config_overrides():
-    return {"SHOP_TIMEZONE": "America/New_York"}
+    # The next DST change may be further ahead than the default booking horizon.
+    return {"SHOP_TIMEZONE": "America/New_York", "BOOKING_HORIZON_DAYS": 366}
 
 
 def offset_at(day, hour=12):

@@ -41,7 +41,10 @@ def index(query):
     summary="Book the hour that holds `date` with a provider",
     responses={
         200: (AppointmentOut, "The appointment"),
-        400: "Validation fails or the slot is not available",
+        400: (
+            "Validation fails, the slot is not available or too far ahead, or the customer "
+            "has too many active appointments"
+        ),
         401: "You can only create appointments with providers",
     },
 )
@@ -64,7 +67,10 @@ def show(appointment_id):
 
 @bp.delete("/appointments/<id:appointment_id>")
 @endpoint(
-    summary="Cancel an appointment at least 2 hours ahead; the provider is mailed",
+    summary=(
+        "Cancel an appointment at least 2 hours ahead; the provider is mailed, or the mail "
+        "is held when the customer is over the day's cancellation mails"
+    ),
     responses={
         200: (AppointmentDetail, "The canceled appointment"),
         400: "Appointment already canceled",

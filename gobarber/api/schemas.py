@@ -281,7 +281,8 @@ class ScheduledAppointment(AppointmentOut):
 
 
 class CancellationMail(ResponseBody):
-    """Where the provider's cancellation mail stands."""
+    """Where the provider's cancellation mail stands (`held`: over the customer's daily
+    cap, waiting for an operator)."""
 
     status: DeliveryStatus
     attempts: int

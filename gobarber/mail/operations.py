@@ -1,5 +1,5 @@
-"""What an operator asks of the mail queue: its state, its dead letters, and putting
-mails back. The CLI (`flask queue ...`) and the admin page read here; `/metrics` reads
+"""What an operator asks of the mail queue: its state, its dead letters and held mails,
+and putting mails back. The CLI (`flask queue ...`) and the admin page read here; `/metrics` reads
 the same queue through `gobarber.mail.metrics`."""
 
 import logging
@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from gobarber.extensions import db
 from gobarber.mail import outbox
 from gobarber.mail.queue import is_event_id
-from gobarber.models import MailDelivery
+from gobarber.models import Appointment, MailDelivery, User
 from gobarber.models.mail_delivery import DeliveryStatus
 from gobarber.shop_time import now
 
@@ -35,13 +35,54 @@ def delivery_counts():
     return counts
 
 
+def held_count():
+    """How many mails are held for an operator's release."""
+    query = select(func.count()).where(MailDelivery.status == DeliveryStatus.HELD)
+    return db.session.scalar(query)
+
+
 def status(queue):
-    """The whole picture: streams, dead letters, deliveries by status."""
+    """The whole picture: streams, dead letters, held mails (the count and the oldest),
+    deliveries by status."""
     return {
         "streams": queue.state(),
         "dead_letters": queue.dead_count(),
+        "held": held_count(),
+        "held_mails": held_mails(),
         "deliveries": delivery_counts(),
     }
+
+
+def held_mails(limit=100):
+    """The oldest held mails: event, recipient, and the customer whose cancels they are."""
+    query = (
+        select(MailDelivery, User.email)
+        .outerjoin(Appointment, Appointment.id == MailDelivery.appointment_id)
+        .outerjoin(User, User.id == Appointment.user_id)
+        .where(MailDelivery.status == DeliveryStatus.HELD)
+        .order_by(MailDelivery.id)
+        .limit(limit)
+    )
+    return [
+        {
+            "event_id": row.event_id,
+            "kind": row.kind,
+            "recipient": row.recipient,
+            "customer": customer,
+            "appointment_id": row.appointment_id,
+            "held_at_ms": int(row.created_at.timestamp() * 1000),
+        }
+        for row, customer in db.session.execute(query)
+    ]
+
+
+def release(queue, *, event_id=None):
+    """Queue held mails and publish them; return the event ids.
+
+    With `event_id`, only that event; without, every held mail. Running it twice releases
+    nothing the second time: the mail is no longer held by then.
+    """
+    return outbox.release(outbox.held_deliveries(event_id=event_id), queue)
 
 
 def _rows_of(event_ids):

@@ -4,6 +4,8 @@ The database is the source of truth. A row is committed in the same transaction 
 cancellation; publishing to Redis comes after, and when Redis does not answer the reaper's
 relay publishes the row later. A row whose stream entry vanished (a Redis restarted empty)
 is published again; sending is idempotent, so a second entry costs nothing but a lookup.
+A `held` row (a customer over the day's cancellation mails) is never published, relayed
+or republished: only `queued` rows are, and an operator's release makes it one.
 """
 
 import logging
@@ -11,21 +13,22 @@ import uuid
 from datetime import timedelta
 
 import redis
-from sqlalchemy import bindparam, select, text, update
+from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from gobarber.extensions import db, mail_queue
 from gobarber.mail.queue import Priority
 from gobarber.mail.transitions import Transition, record
-from gobarber.models import MailDelivery
+from gobarber.models import Appointment, MailDelivery
 from gobarber.models.mail_delivery import DeliveryStatus, MailKind
 from gobarber.shop_time import now
 
 log = logging.getLogger(__name__)
 
 
-def queue_cancellation_mail(*, appointment):
-    """Add the provider's cancellation mail to the outbox; the caller commits."""
+def queue_cancellation_mail(*, appointment, held=False):
+    """Add the provider's cancellation mail to the outbox (`held`: for an operator to
+    release); the caller commits."""
     delivery = MailDelivery(
         event_id=str(uuid.uuid4()),
         kind=MailKind.CANCELLATION,
@@ -33,7 +36,7 @@ def queue_cancellation_mail(*, appointment):
         appointment_id=appointment.id,
         # The address alone: the name joins it in the `To` header at render time only.
         recipient=appointment.provider.email,
-        status=DeliveryStatus.QUEUED,
+        status=DeliveryStatus.HELD if held else DeliveryStatus.QUEUED,
         attempts=0,
         created_at=now(),
     )
@@ -47,6 +50,23 @@ def cancellation_delivery(*, appointment_id):
         MailDelivery.appointment_id == appointment_id, MailDelivery.kind == MailKind.CANCELLATION
     )
     return db.session.scalar(query.order_by(MailDelivery.id.desc()).limit(1))
+
+
+def cancellation_mails_of(*, customer_id, since):
+    """Count the cancellation mails the customer's cancels queued since `since`, held ones
+    aside."""
+    query = (
+        select(func.count())
+        .select_from(MailDelivery)
+        .join(Appointment, Appointment.id == MailDelivery.appointment_id)
+        .where(
+            Appointment.user_id == customer_id,
+            MailDelivery.kind == MailKind.CANCELLATION,
+            MailDelivery.status != DeliveryStatus.HELD,
+            MailDelivery.created_at >= since,
+        )
+    )
+    return db.session.scalar(query)
 
 
 def entry_fields(delivery):
@@ -82,7 +102,7 @@ def publish(delivery, queue=None):
     return entry_id
 
 
-def publish_quietly(delivery):
+def publish_quietly(delivery, queue=None):
     """Publish now if Redis answers; otherwise leave the row for the relay.
 
     The cancellation is committed already: nothing here may fail the request. A row
@@ -90,7 +110,7 @@ def publish_quietly(delivery):
     event is harmless.
     """
     try:
-        publish(delivery)
+        publish(delivery, queue)
     except (redis.RedisError, SQLAlchemyError) as error:
         db.session.rollback()
         log.warning(
@@ -152,6 +172,32 @@ def republish_lost(entry_ids, queue=None):
     for row in db.session.scalars(query):
         log.warning("mail event %s was deleted while pending; publishing again", row.event_id)
         publish(row, queue)
+
+
+def held_deliveries(*, event_id=None, limit=None):
+    """Held rows, oldest first (only `event_id`'s if given), locked for a release.
+
+    On PostgreSQL two operators releasing at once skip each other's rows instead of
+    publishing them twice.
+    """
+    query = select(MailDelivery).where(MailDelivery.status == DeliveryStatus.HELD)
+    if event_id is not None:
+        query = query.where(MailDelivery.event_id == event_id)
+    return list(db.session.scalars(_lock_rows(query.order_by(MailDelivery.id).limit(limit))))
+
+
+def release(rows, queue=None):
+    """Make held rows queued and publish them; return their event ids.
+
+    A row Redis does not take now stays queued for the relay, like a cancel's.
+    """
+    for row in rows:
+        row.status = DeliveryStatus.QUEUED
+    db.session.commit()
+    for row in rows:
+        log.info("mail event %s released by an operator", row.event_id)
+        publish_quietly(row, queue)
+    return [row.event_id for row in rows]
 
 
 def reset_for_retry(delivery):

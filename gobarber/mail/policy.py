@@ -95,6 +95,8 @@ class DeliveryPolicy:
             return _dead("no delivery recorded for this event")
         if row.status == DeliveryStatus.SENT:
             return ACK
+        if row.status == DeliveryStatus.HELD:
+            return ACK  # not owed until an operator releases it, which publishes it anew
         if row.status == DeliveryStatus.FAILED:
             return _dead(row.last_error or "failed")
         if error is None:

@@ -17,11 +17,16 @@ class MailKind(StrEnum):
 
 
 class DeliveryStatus(StrEnum):
-    """Where a delivery stands, as the customer's client shows it."""
+    """Where a delivery stands, as the customer's client shows it.
+
+    `held`: the customer's cancellation mails of the day were over the cap; the row is
+    never published until an operator releases it (it becomes `queued`).
+    """
 
     QUEUED = "queued"
     SENT = "sent"
     FAILED = "failed"
+    HELD = "held"
 
 
 class MailDelivery(Timestamps, db.Model):

@@ -1,8 +1,10 @@
 """Booking, listing and cancelling appointments; the provider's day and free slots."""
 
+import logging
 from datetime import timedelta
 
-from sqlalchemy import and_, bindparam, select, update
+from flask import current_app
+from sqlalchemy import and_, bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
@@ -14,9 +16,14 @@ from gobarber.mail import outbox
 from gobarber.models import Appointment, User
 from gobarber.services.notifications import notify
 
+log = logging.getLogger(__name__)
+
 PAGE_SIZE = 20
 CANCEL_NOTICE = timedelta(hours=2)
+MAIL_CAP_WINDOW = timedelta(hours=24)
 SLOT_TAKEN = "Appointment date is not available"
+TOO_FAR_AHEAD = "Appointment date is too far ahead"
+TOO_MANY_ACTIVE = "Too many active appointments"
 
 
 def is_past(appointment):
@@ -25,8 +32,8 @@ def is_past(appointment):
 
 
 def is_cancelable(appointment):
-    """Tell whether there are still more than two hours before the appointment."""
-    return shop_time.now() < appointment.date - CANCEL_NOTICE
+    """Tell whether the appointment still stands more than two hours before its start."""
+    return appointment.canceled_at is None and shop_time.now() < appointment.date - CANCEL_NOTICE
 
 
 def providers():
@@ -107,6 +114,24 @@ def provider_day(*, provider, moment):
     return db.session.scalars(query).all()
 
 
+def _lock_customer(customer):
+    # Serialises one customer's bookings and cancels on PostgreSQL, so a count taken
+    # after the lock sees every earlier commit. NO KEY UPDATE leaves the KEY SHARE that
+    # other people's appointments take on this row (as provider) free: no deadlock when
+    # two providers book each other. SQLite serialises writers anyway and ignores it.
+    lock = select(User.id).where(User.id == customer.id).with_for_update(key_share=True)
+    db.session.execute(lock)
+
+
+def _active_count(customer):
+    query = select(func.count()).where(
+        Appointment.user_id == customer.id,
+        Appointment.canceled_at.is_(None),
+        Appointment.date >= shop_time.now(),
+    )
+    return db.session.scalar(query)
+
+
 def book(*, customer, provider_id, start):
     """Book the hour that holds `start` with a provider and notify the provider."""
     provider = _provider(provider_id)
@@ -115,13 +140,20 @@ def book(*, customer, provider_id, start):
     if provider.id == customer.id:
         raise Invalid("You can not create appointments with yourself")
     slot = shop_time.hour_start(start)
-    if slot < shop_time.now():
+    current = shop_time.now()
+    if slot < current:
         raise Invalid("Past dates are not permitted")
+    if slot - current > timedelta(days=current_app.config["BOOKING_HORIZON_DAYS"]):
+        raise Invalid(TOO_FAR_AHEAD)
     if not shop_time.is_slot(slot):
         raise Invalid(SLOT_TAKEN)
     taken = _active_between(provider.id, slot, slot + timedelta(seconds=1))
     if db.session.scalar(taken) is not None:
         raise Invalid(SLOT_TAKEN)
+    _lock_customer(customer)
+    if _active_count(customer) >= current_app.config["MAX_ACTIVE_BOOKINGS"]:
+        db.session.rollback()
+        raise Invalid(TOO_MANY_ACTIVE)
     appointment = Appointment(user_id=customer.id, provider_id=provider.id, date=slot)
     db.session.add(appointment)
     notify(
@@ -159,10 +191,18 @@ def cancellation_mail(*, appointment):
     return outbox.cancellation_delivery(appointment_id=appointment.id)
 
 
+def _over_mail_cap(customer):
+    sent = outbox.cancellation_mails_of(
+        customer_id=customer.id, since=shop_time.now() - MAIL_CAP_WINDOW
+    )
+    return sent >= current_app.config["CANCELLATION_MAILS_PER_DAY"]
+
+
 def cancel(*, user, appointment_id):
     """Cancel the user's appointment and queue the provider's mail, in one transaction.
 
-    Returns the appointment and the mail's delivery row.
+    Past the customer's `CANCELLATION_MAILS_PER_DAY` the mail is held for an operator
+    instead of queued. Returns the appointment and the mail's delivery row.
     """
     appointment = _load(appointment_id)
     if appointment is None:
@@ -173,6 +213,8 @@ def cancel(*, user, appointment_id):
         raise GobarberError("Appointment already canceled")
     if not is_cancelable(appointment):
         raise Unauthorized("You can only cancel appointments 2 hours in advance.")
+    # Locked first, so that concurrent cancels count each other's mails against the cap.
+    _lock_customer(user)
     # Conditional update: of two concurrent cancels, only one changes the row and mails.
     canceled_at = shop_time.now()
     canceled = db.session.execute(
@@ -184,9 +226,18 @@ def cancel(*, user, appointment_id):
     if canceled.rowcount != 1:
         db.session.rollback()
         raise GobarberError("Appointment already canceled")
-    delivery = outbox.queue_cancellation_mail(appointment=appointment)
+    held = _over_mail_cap(user)
+    delivery = outbox.queue_cancellation_mail(appointment=appointment, held=held)
     db.session.commit()
     for key in ("canceled_at", "updated_at"):  # what the UPDATE wrote, without a reload
         set_committed_value(appointment, key, canceled_at)
-    outbox.publish_quietly(delivery)
+    if held:
+        log.warning(
+            "mail event %s held: user %s is over %s cancellation mails a day",
+            delivery.event_id,
+            user.id,
+            current_app.config["CANCELLATION_MAILS_PER_DAY"],
+        )
+    else:
+        outbox.publish_quietly(delivery)
     return appointment, delivery

@@ -66,6 +66,12 @@ def test_an_event_already_sent_is_acknowledged_unsent():
     assert POLICY.decide(entry(), row("sent", attempts=1)).action is Action.ACK
 
 
+@pytest.mark.parametrize("error", [None, Abandoned()])
+def test_an_event_held_for_an_operator_is_acknowledged_unsent(error):
+    # Only a release publishes a held row; an entry of one on a stream is no debt.
+    assert POLICY.decide(entry(), row("held"), error).action is Action.ACK
+
+
 def test_an_event_already_failed_is_dead_without_telling_the_customer_again():
     decision = POLICY.decide(entry(), row("failed", attempts=3, last_error="550 no"))
     assert (decision.action, decision.reason, decision.fail_row) == (Action.DEAD, "550 no", False)

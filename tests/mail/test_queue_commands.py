@@ -53,8 +53,9 @@ def test_status_json_tells_the_true_figures(flask_cli, known_state):
     high = next(s for s in state["streams"] if s["priority"] == "high")
     assert (high["length"], high["pending"], high["lag"]) == (0, 0, 0)
     assert state["dead_letters"] == 1
-    assert state["deliveries"]["total"] == {"queued": 5, "sent": 1, "failed": 1}
-    assert state["deliveries"]["last_hour"] == {"queued": 5, "sent": 1, "failed": 1}
+    assert state["held"] == 0
+    assert state["deliveries"]["total"] == {"queued": 5, "sent": 1, "failed": 1, "held": 0}
+    assert state["deliveries"]["last_hour"] == {"queued": 5, "sent": 1, "failed": 1, "held": 0}
 
 
 def test_status_table_shows_the_same(flask_cli, known_state):
@@ -66,7 +67,7 @@ def test_status_table_shows_the_same(flask_cli, known_state):
     assert "dead letters: 1" in output
     assert "retries waiting: 0" in output
     total = next(line for line in output.splitlines() if line.startswith("total"))
-    assert total.split() == ["total", "5", "1", "1"]
+    assert total.split() == ["total", "5", "1", "1", "0"]
 
 
 def test_dead_lists_event_recipient_attempts_and_error(flask_cli, known_state):
