@@ -1,14 +1,16 @@
 """The operator's queue page: `/admin/queue`, server-rendered, for admin users only.
 
-Signing in uses a session cookie (the API's bearer tokens are for the clients). Every
-action here is also a `flask queue` command.
+Signing in uses a session cookie (the API's bearer tokens are for the clients), its
+session kept in Redis (gobarber/web/security.py); every form here, the sign-in form
+included, carries a CSRF token. Every action here is also a `flask queue` command.
 """
 
-import secrets
 from functools import wraps
 
+import redis
 from flask import (
     Blueprint,
+    current_app,
     flash,
     redirect,
     render_template,
@@ -16,36 +18,55 @@ from flask import (
     session,
     url_for,
 )
+from flask_wtf.csrf import CSRFError
 
-from gobarber.errors import GobarberError
-from gobarber.extensions import db, mail_queue
+from gobarber.errors import GobarberError, Unauthorized
+from gobarber.extensions import csrf, db, mail_queue
 from gobarber.mail import operations
 from gobarber.models import User
 from gobarber.services.users import sign_in
+from gobarber.web.security import ADMIN_PATH, unavailable_page
 
-bp = Blueprint("admin", __name__, url_prefix="/admin")
+bp = Blueprint("admin", __name__, url_prefix=ADMIN_PATH)
 
 REFRESH_SECONDS = 5
 
 
-def _csrf_token():
-    if "csrf" not in session:
-        session["csrf"] = secrets.token_urlsafe(24)
-    return session["csrf"]
+@bp.before_request
+def _session_and_form_token():
+    # The null session is what the admin pages get when Redis did not answer.
+    if current_app.session_interface.is_null_session(session):
+        return unavailable_page()
+    csrf.protect()  # POST and the like only; a missing or wrong token raises CSRFError
+    return None
+
+
+@bp.errorhandler(CSRFError)
+def _stale_form(error):
+    return render_template("admin/refused.html", stale=True), 400
+
+
+@bp.errorhandler(redis.RedisError)
+def _redis_down(error):
+    return unavailable_page()
 
 
 def admin_required(view):
-    """Send strangers to the sign-in form and refuse users who are not admins."""
+    """Send strangers to the sign-in form and refuse users who are not admins.
+
+    A session signed in before the user's password last changed is over: the change
+    raised the user's token version past the one the session recorded.
+    """
 
     @wraps(view)
     def guarded(*args, **kwargs):
         user = db.session.get(User, session.get("user_id") or 0)
-        if user is None:
+        if user is None or session.get("token_version") != user.token_version:
+            if "user_id" in session:
+                session.clear()
             return redirect(url_for("admin.login", next=request.path))
         if not user.admin:
             return render_template("admin/refused.html", user=user), 403
-        if request.method == "POST" and request.form.get("csrf") != session.get("csrf"):
-            return render_template("admin/refused.html", user=user, stale=True), 400
         return view(user, *args, **kwargs)
 
     return guarded
@@ -55,16 +76,20 @@ def admin_required(view):
 def login():
     error = None
     if request.method == "POST":
+        email = request.form.get("email", "").strip().lower()
         try:
-            user, _ = sign_in(
-                email=request.form.get("email", "").strip().lower(),
-                password=request.form.get("password", ""),
-            )
+            # No user's email holds a control character, and PostgreSQL refuses a NUL.
+            if not email.isprintable():
+                raise Unauthorized("User not found")
+            user, _ = sign_in(email=email, password=request.form.get("password", ""))
         except GobarberError as failure:
             error = failure.message
         else:
             session.clear()
             session["user_id"] = user.id
+            session["token_version"] = user.token_version
+            # A new id: whoever planted or saw the signed-out session's id gains nothing.
+            current_app.session_interface.regenerate(session)
             return redirect(url_for("admin.queue_page"))
     return render_template("admin/login.html", error=error), 401 if error else 200
 
@@ -84,7 +109,6 @@ def queue_page(user):
         user=user,
         state=operations.status(queue),
         letters=operations.dead_letters(queue),
-        csrf=_csrf_token(),
         refresh=REFRESH_SECONDS,
     )
 
@@ -99,4 +123,17 @@ def retry(user):
     else:
         retried = operations.retry(mail_queue.get(), event_id=None if every else event_id)
         flash(f"Put back {len(retried)} mail(s)." if retried else "Nothing to retry.")
+    return redirect(url_for("admin.queue_page"))
+
+
+@bp.post("/queue/release")
+@admin_required
+def release(user):
+    event_id = request.form.get("event_id") or None
+    every = request.form.get("all") == "1"
+    if not every and event_id is None:
+        flash("Nothing to release: no event given.")
+    else:
+        released = operations.release(mail_queue.get(), event_id=None if every else event_id)
+        flash(f"Released {len(released)} mail(s)." if released else "Nothing to release.")
     return redirect(url_for("admin.queue_page"))

@@ -1,8 +1,17 @@
 """`GET /health` for load balancers, `GET /health/mail` for whoever watches the mail, and
-`GET /metrics` for Prometheus."""
+`GET /metrics` for Prometheus.
 
+A failing check names hosts and ports in its error (`Error 111 connecting to
+10.0.0.5:6379`); those are shown to loopback callers and to `Authorization: Bearer
+<HEALTH_TOKEN>` only, anyone else reads `unreachable`.
+"""
+
+import hmac
+import ipaddress
 import smtplib
+import threading
 import time
+import weakref
 
 import redis
 from flask import Blueprint, current_app, request
@@ -17,6 +26,13 @@ from gobarber.mail.metrics import MailCollector
 bp = Blueprint("probes", __name__)
 
 HEALTH_TIMEOUT_S = 2.0
+# However often /health/mail is asked, each process talks to the SMTP server at most
+# once per this many seconds, one check at a time.
+SMTP_CHECK_TTL_S = 30.0
+HIDDEN_ERROR = "unreachable"
+
+_smtp_lock = threading.Lock()
+_smtp_results = weakref.WeakKeyDictionary()  # app -> (result, monotonic expiry)
 
 
 def _failure(error):
@@ -31,6 +47,29 @@ def _timed(check):
     except (SQLAlchemyError, redis.RedisError, smtplib.SMTPException, OSError) as error:
         return _failure(error)
     return {"ok": True, "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
+
+
+def _may_see_addresses():
+    try:
+        if ipaddress.ip_address(request.remote_addr or "").is_loopback:
+            return True
+    except ValueError:
+        pass
+    token = current_app.config["HEALTH_TOKEN"]
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    return (
+        bool(token)
+        and scheme.lower() == "bearer"
+        and hmac.compare_digest(given.strip().encode(), token.encode())
+    )
+
+
+def _shown(result):
+    """Return a check's result as this caller may see it: without the error's text unless
+    they may see internal addresses."""
+    if result["ok"] or _may_see_addresses():
+        return result
+    return {**result, "error": HIDDEN_ERROR}
 
 
 def _answer(checks):
@@ -60,6 +99,17 @@ def _smtp():
             raise smtplib.SMTPResponseException(code, "NOOP refused")
 
 
+def _smtp_cached():
+    """The SMTP check's result, from this process's last check if it is recent enough."""
+    app = current_app._get_current_object()
+    with _smtp_lock:
+        result, expires = _smtp_results.get(app, (None, 0.0))
+        if result is None or time.monotonic() >= expires:
+            result = _timed(_smtp)
+            _smtp_results[app] = (result, time.monotonic() + SMTP_CHECK_TTL_S)
+        return result
+
+
 def _workers():
     names = Heartbeats(current_app).alive()
     if not names:
@@ -82,7 +132,7 @@ def health():
     """The web process's readiness: 200 when the database and Redis answer, else 503 naming
     what does not. Mail is `/health/mail`'s business: a load balancer must not pull a web
     process because the SMTP server or the workers are down."""
-    return _answer({"database": _timed(_database), "redis": _timed(_redis)})
+    return _answer({"database": _shown(_timed(_database)), "redis": _shown(_timed(_redis))})
 
 
 @bp.get("/health/mail")
@@ -92,8 +142,8 @@ def mail_health():
     try:
         checks = {"workers": _workers(), "pending": _pending()}
     except redis.RedisError as error:
-        checks = {"redis": _failure(error)}
-    checks["smtp"] = _timed(_smtp)
+        checks = {"redis": _shown(_failure(error))}
+    checks["smtp"] = _shown(_smtp_cached())
     return _answer(checks)
 
 

@@ -1,5 +1,129 @@
-"""Response headers, the proxy fix, and the admin page's sessions and CSRF."""
+"""Response headers, CORS's reach, and the admin page's sessions and CSRF.
+
+The admin page signs in with a cookie whose session lives in Redis (Flask-Session); the
+JSON API has bearer tokens, so it never opens a session, never gets a CSRF check and
+never reads Redis for either.
+
+Not Flask-Talisman: it would redirect the JSON API to HTTPS (TLS ends at the proxy in
+front of us) and put one Content-Security-Policy on every answer, where only the admin
+pages are HTML. The few headers below are all we need.
+"""
+
+import logging
+import re
+import secrets
+
+import redis
+from flask import g, render_template, request
+from flask_session.redis import RedisSessionInterface
+
+from gobarber.extensions import csrf, session_redis
+
+log = logging.getLogger(__name__)
+
+ADMIN_PATH = "/admin"
+# Every path but the admin pages': browsers may call the API from `CORS_ORIGINS`.
+API_CORS_RESOURCES = {re.compile(rf"^(?!{ADMIN_PATH}(/|$))"): {}}
+HSTS = "max-age=31536000; includeSubDomains"
+
+
+def is_admin_path(path):
+    """Tell whether `path` is one of the admin pages'."""
+    return path == ADMIN_PATH or path.startswith(ADMIN_PATH + "/")
+
+
+def csp_nonce():
+    """Return this request's nonce for the admin pages' inline `<style>`."""
+    if "csp_nonce" not in g:
+        g.csp_nonce = secrets.token_urlsafe(16)
+    return g.csp_nonce
+
+
+def unavailable_page():
+    """The admin page's answer when its sessions' Redis does not answer."""
+    return render_template("admin/unavailable.html"), 503
+
+
+class AdminSessions(RedisSessionInterface):
+    """Flask-Session's Redis sessions, for the admin pages only.
+
+    Anywhere else the session is Flask's null session, which Flask neither reads nor
+    saves. On the admin pages a Redis that does not answer makes it the null session too
+    (the admin blueprint answers 503 for it), and a save that fails turns the answer
+    into the same 503 page.
+    """
+
+    def open_session(self, app, request):
+        if not is_admin_path(request.path):
+            return None
+        try:
+            return super().open_session(app, request)
+        except redis.RedisError as error:
+            log.warning("admin session not read, Redis does not answer: %s", error)
+            return None
+
+    def save_session(self, app, session, response):
+        try:
+            super().save_session(app, session, response)
+        except redis.RedisError as error:
+            log.warning("admin session not saved, Redis does not answer: %s", error)
+            # Saving is the last step of a request, after every handler; the answer
+            # already built (a page, a redirect after signing in) would be a lie.
+            body, status = unavailable_page()
+            response.set_data(body)
+            response.status_code = status
+            response.mimetype = "text/html"
+            response.headers.pop("Location", None)
+
+
+def _configure_sessions(app):
+    config = app.config
+    config["SESSION_COOKIE_PATH"] = ADMIN_PATH
+    config["SESSION_COOKIE_HTTPONLY"] = True
+    config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+    config["SESSION_COOKIE_SECURE"] = config["APP_ENV"] == "production"
+    # The session bounds the token's life; a page left open an hour still submits.
+    config["WTF_CSRF_TIME_LIMIT"] = None
+    # Only the admin blueprint asks for the check (`csrf.protect()` before its POSTs).
+    config["WTF_CSRF_CHECK_DEFAULT"] = False
+    session_redis.init_app(app)
+    # What Flask-Session builds for SESSION_TYPE="redis", kept to the admin pages.
+    app.session_interface = AdminSessions(
+        app,
+        client=session_redis.get(app),
+        # One hash tag with the mail keys, so each app (and each test) has its own.
+        key_prefix="{" + config["MAIL_STREAM_PREFIX"] + "}:session:",
+        permanent=True,
+    )
+    csrf.init_app(app)
+    app.jinja_env.globals["csp_nonce"] = csp_nonce
+
+
+def _admin_policy():
+    # The only inline content is base.html's <style>, allowed by this request's nonce.
+    style = f" style-src 'nonce-{g.csp_nonce}';" if "csp_nonce" in g else ""
+    return f"default-src 'self';{style} frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+
+
+def _install_headers(app):
+    production = app.config["APP_ENV"] == "production"
+
+    @app.after_request
+    def _security_headers(response):
+        headers = response.headers
+        headers["X-Content-Type-Options"] = "nosniff"
+        if production:
+            headers["Strict-Transport-Security"] = HSTS
+        if is_admin_path(request.path):
+            headers["X-Frame-Options"] = "DENY"
+            headers["Content-Security-Policy"] = _admin_policy()
+            headers["Cache-Control"] = "no-store"
+        elif request.endpoint == "sessions.sign_in":
+            headers["Cache-Control"] = "no-store"  # the answer holds a token
+        return response
 
 
 def init_app(app):
-    """Install the headers, ProxyFix, server-side sessions and CSRF protection."""
+    """Install the headers, the admin page's server-side sessions and CSRF protection."""
+    _configure_sessions(app)
+    _install_headers(app)

@@ -8,6 +8,7 @@ import redis
 from gobarber.extensions import db, mail_queue
 from gobarber.mail import operations
 from gobarber.models import User
+from tests.admin_forms import admin_sign_in
 from tests.streams import abandon, pending, run_until_settled
 
 pytestmark = pytest.mark.sends_mail
@@ -45,8 +46,7 @@ def test_entries_that_are_not_utf8_are_dead_lettered_and_the_line_goes_on(
         db.session.get(User, shop.customer.id).admin = True
         db.session.commit()
     assert shop.client.get("/metrics").status_code == 200
-    signed = {"email": shop.customer.email, "password": shop.customer.password}
-    shop.client.post("/admin/login", data=signed)
+    admin_sign_in(shop.client, shop.customer.email, shop.customer.password)
     page = shop.client.get("/admin/queue")
     assert page.status_code == 200
     assert page.get_data(as_text=True).count("unreadable entry") == 4

@@ -14,6 +14,7 @@ from werkzeug.serving import make_server
 
 from gobarber.extensions import db
 from gobarber.models import User
+from tests.admin_forms import form_token
 
 pytestmark = pytest.mark.sends_mail
 
@@ -121,9 +122,13 @@ def test_wrong_password_stays_on_the_sign_in_form(api, browser, live_url):
 def test_routes_refuse_strangers_and_forms_without_their_token(app, api, client):
     assert client.get("/admin/queue").status_code == 302
     customer = api.person("Cliente")
-    client.post("/admin/login", data={"email": customer.email, "password": customer.password})
+    credentials = {"email": customer.email, "password": customer.password}
+    client.post("/admin/login", data={**credentials, "csrf_token": form_token(client)})
     assert client.get("/admin/queue").status_code == 403
-    assert client.post("/admin/queue/retry", data={"all": "1"}).status_code == 403
+    token = form_token(client)
+    assert (
+        client.post("/admin/queue/retry", data={"all": "1", "csrf_token": token}).status_code == 403
+    )
     make_admin(app, customer)
     assert client.get("/admin/queue").status_code == 200
     assert client.post("/admin/queue/retry", data={"all": "1"}).status_code == 400  # no token

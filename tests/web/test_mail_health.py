@@ -8,6 +8,7 @@ import logging
 import signal
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import redis
@@ -166,3 +167,74 @@ def test_a_killed_worker_turns_mail_health_red_and_leaves_health_green(processes
     assert took <= ttl + 2
     health = http.call("GET", "/health")
     assert health.status_code == 200, health.text
+
+
+def count_noops(smtp_server):
+    """Count the SMTP server's NOOPs from now on: the SMTP check sends one per connection."""
+    noops = []
+
+    async def handle_NOOP(server, session, envelope, arg):
+        noops.append(session)
+        return "250 OK"
+
+    # aiosmtpd reads its handler's hooks afresh for every connection.
+    smtp_server.mailbox.handle_NOOP = handle_NOOP
+    return noops
+
+
+def test_many_mail_health_hits_talk_to_the_smtp_server_once(app, client, smtp_server):
+    noops = count_noops(smtp_server)
+
+    answers = [client.get("/health/mail") for _ in range(5)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers += list(pool.map(lambda _: app.test_client().get("/health/mail"), range(16)))
+
+    assert len(noops) == 1
+    assert {answer.json["checks"]["smtp"]["ok"] for answer in answers} == {True}
+
+
+def test_a_cached_smtp_failure_stays_a_failure(client, smtp_server):
+    noops = count_noops(smtp_server)
+    smtp_server.stop()
+    first = client.get("/health/mail")
+    smtp_server.start()
+
+    again = client.get("/health/mail")
+
+    assert first.json["checks"]["smtp"]["ok"] is False
+    assert again.status_code == 503
+    assert again.json["checks"]["smtp"] == first.json["checks"]["smtp"]
+    assert noops == []
+
+
+OUTSIDE = {"REMOTE_ADDR": "203.0.113.9"}
+
+
+def test_an_smtp_error_is_hidden_from_callers_outside(client, smtp_server):
+    smtp_server.stop()
+
+    outside = client.get("/health/mail", environ_base=OUTSIDE)
+    inside = client.get("/health/mail")
+
+    assert outside.status_code == 503
+    assert "smtp" in outside.json["failing"]
+    assert outside.json["checks"]["smtp"] == {"ok": False, "error": "unreachable"}
+    assert inside.json["checks"]["smtp"]["error"] not in ("unreachable", "")
+    assert outside.json["checks"]["workers"] == inside.json["checks"]["workers"]
+
+
+def test_mail_health_hides_the_redis_address_from_callers_outside(
+    database_url, tmp_path, smtp_server
+):
+    smtp = {"MAIL_SERVER": "127.0.0.1", "MAIL_PORT": smtp_server.port}
+    with private_app(database_url, tmp_path, **smtp) as (app, private):
+        private.stop()
+        client = app.test_client()
+
+        outside = client.get("/health/mail", environ_base=OUTSIDE)
+        inside = client.get("/health/mail")
+
+        assert outside.status_code == 503
+        assert outside.json["failing"] == ["redis"]
+        assert outside.json["checks"]["redis"] == {"ok": False, "error": "unreachable"}
+        assert str(private.port) in inside.json["checks"]["redis"]["error"]

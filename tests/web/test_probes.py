@@ -129,3 +129,36 @@ def test_metrics_are_right_with_two_gunicorn_workers_and_a_mail_worker(
     # Each worker publishes its counts within a second; the scrape sees them all by then.
     wait_until(lambda: deletes_counted() >= 30, timeout=10, what="30 DELETEs counted")
     assert deletes_counted() == 30
+
+
+OUTSIDE = {"REMOTE_ADDR": "203.0.113.9"}
+HEALTH_TOKEN = "health-token-of-the-monitoring-host"
+
+
+@pytest.mark.parametrize(
+    ("environ", "headers", "shown"),
+    [
+        ({}, {}, True),  # loopback
+        (OUTSIDE, {}, False),
+        (OUTSIDE, {"Authorization": f"Bearer {HEALTH_TOKEN}"}, True),
+        (OUTSIDE, {"Authorization": f"Bearer {HEALTH_TOKEN}x"}, False),
+        (OUTSIDE, {"Authorization": HEALTH_TOKEN}, False),
+    ],
+    ids=["loopback", "outside", "outside-with-token", "wrong-token", "no-bearer"],
+)
+def test_health_names_the_redis_address_only_to_those_allowed(
+    database_url, tmp_path, environ, headers, shown
+):
+    with private_app(database_url, tmp_path, HEALTH_TOKEN=HEALTH_TOKEN) as (app, private):
+        private.stop()
+
+        down = app.test_client().get("/health", environ_base=environ, headers=headers)
+
+        assert down.status_code == 503
+        assert down.json["failing"] == ["redis"]
+        error = down.json["checks"]["redis"]["error"]
+        if shown:
+            assert f"127.0.0.1:{private.port}" in error
+        else:
+            assert down.json["checks"]["redis"] == {"ok": False, "error": "unreachable"}
+        assert down.json["checks"]["database"]["ok"] is True
