@@ -56,3 +56,9 @@ bench-full: bench-deps
 
 clean:
 	rm -rf $(VENV) instance mailbox .pytest_cache
+
+# Brute force against a real gunicorn stack: what the throttles let through, what they
+# cost (about a minute; bench/bruteforce.py says what it prints).
+.PHONY: bench-bruteforce
+bench-bruteforce: $(BENCH_VENV)/.installed
+	$(BENCH_VENV)/bin/python bench/bruteforce.py

@@ -2,9 +2,12 @@
 
 from flask import current_app
 from flask_cors import CORS
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from flask_mail import Mail
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
+from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
 
@@ -31,6 +34,8 @@ db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 migrate = Migrate()
 mail = Mail()
 cors = CORS()
+# The admin page's forms; the JSON API has bearer tokens and is never checked.
+csrf = CSRFProtect()
 
 
 def mail_settings(app):
@@ -58,3 +63,17 @@ redis_store = AppBound("redis", lambda app: connect(app.config))
 mail_queue = AppBound(
     "mail_queue", lambda app: MailQueue.from_config(redis_store.get(app), app.config)
 )
+# The admin page's sessions: Flask-Session stores msgpack bytes, so replies stay bytes.
+session_redis = AppBound("session_redis", lambda app: connect(app.config, decode_responses=False))
+
+
+def _limiter(app):
+    # One per app: Flask-Limiter keeps its storage and its limits on the object. It reads
+    # the RATELIMIT_* settings gobarber.throttle derives from ours.
+    bound = Limiter(get_remote_address)
+    bound.init_app(app)
+    return bound
+
+
+# The throttles' rate limiter (gobarber/throttle.py says what it counts).
+limiter = AppBound("throttle", _limiter)
