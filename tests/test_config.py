@@ -143,8 +143,55 @@ def test_development_starts_without_a_secret(environment, tmp_path):
     environment.setenv("APP_ENV", "development")
     environment.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'app.db'}")
     app = create_app()
-    assert app.config["SECRET_KEY"]
+    # The checkout's own secret, kept in instance/, never a constant of the source.
+    kept = (Path(app.instance_path) / "secret_key").read_text().strip()
+    assert app.config["SECRET_KEY"] == kept
+    assert len(kept.encode()) >= settings.MIN_SECRET_BYTES
     assert app.test_client().get("/openapi.json").status_code == 200
+
+
+def test_the_development_secret_is_random_per_checkout_and_kept(tmp_path):
+    first = settings.development_secret(tmp_path / "one")
+    assert settings.development_secret(tmp_path / "one") == first
+    assert settings.development_secret(tmp_path / "two") != first
+    assert len(first.encode()) >= settings.MIN_SECRET_BYTES
+    # Only its owner may read it.
+    assert (tmp_path / "one" / "secret_key").stat().st_mode & 0o077 == 0
+
+
+@pytest.mark.parametrize("secret", ["x", "a" * 31, "é" * 15])
+def test_outside_development_a_short_secret_is_refused(environment, tmp_path, secret):
+    environment.setenv("APP_ENV", "production")
+    environment.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'app.db'}")
+    environment.setenv("SECRET_KEY", secret)
+    with pytest.raises(ConfigError) as refused:
+        create_app()
+    assert str(refused.value).startswith("SECRET_KEY must be at least 32 bytes")
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("RATE_LIMIT_SIGN_IN_ACCOUNT", "five a minute", "RATE_LIMIT_SIGN_IN_ACCOUNT must read"),
+        ("RATE_LIMITS", "maybe", "RATE_LIMITS must be on or off"),
+        ("BCRYPT_ROUNDS", "3", "BCRYPT_ROUNDS must be between 4 and 16"),
+        ("TRUSTED_PROXIES", "-1", "TRUSTED_PROXIES must be 0"),
+        ("MAX_ACTIVE_BOOKINGS", "0", "MAX_ACTIVE_BOOKINGS must be at least 1"),
+    ],
+)
+def test_abuse_settings_are_checked_at_start(environment, name, value, message):
+    environment.setenv("APP_ENV", "development")
+    environment.setenv(name, value)
+    with pytest.raises(ConfigError) as refused:
+        checked()
+    assert str(refused.value).startswith(message)
+
+
+def test_rate_limits_can_be_turned_off(environment):
+    environment.setenv("APP_ENV", "development")
+    assert checked()["RATE_LIMITS"] is True
+    environment.setenv("RATE_LIMITS", "off")
+    assert checked()["RATE_LIMITS"] is False
 
 
 @pytest.mark.parametrize(("mail_timeout", "visibility"), [(10, 10), (10, 5), (60, 60), (60, 1)])
@@ -370,3 +417,12 @@ def test_gunicorn_stops_by_itself_when_the_database_does_not_answer(tmp_path, co
     assert len(app_lines) == 2, stderr
     assert app_lines[0].endswith("waiting up to 1s")
     assert app_lines[1].startswith(f"gobarber: database at {NOBODY_LISTENS} unreachable: ")
+
+
+def test_every_setting_is_in_the_example_environment():
+    example = (Path(settings.__file__).parents[1] / ".env.example").read_text()
+    written = set(re.findall(r"^([A-Z][A-Z0-9_]+)=", example, flags=re.MULTILINE))
+    # APP_SECRET is SECRET_KEY's other name, mentioned beside it.
+    missing = set(VARIABLES) - written - {"APP_SECRET"}
+    missing |= set(settings.RATE_LIMIT_DEFAULTS) - written
+    assert not missing, f".env.example lacks {sorted(missing)}"
