@@ -96,6 +96,7 @@ def parse_slots(raw):
 def from_environment():
     """Build the Flask config mapping from environment variables."""
     port = _int("PORT", 3333)
+    app_url = _env("APP_URL", f"http://localhost:{port}").rstrip("/")
     timezone = _env("SHOP_TIMEZONE", "America/Sao_Paulo")
     try:
         ZoneInfo(timezone)
@@ -106,13 +107,18 @@ def from_environment():
         "SECRET_KEY": _env("SECRET_KEY") or _env("APP_SECRET"),
         "SQLALCHEMY_DATABASE_URI": database_uri(_env("DATABASE_URL", "sqlite:///gobarber.db")),
         "REDIS_URL": _env("REDIS_URL", "redis://localhost:6379/0"),
-        "APP_URL": _env("APP_URL", f"http://localhost:{port}").rstrip("/"),
+        "APP_URL": app_url,
+        # Where the web pages are: the reset mail's link points here.
+        "APP_WEB_URL": _env("APP_WEB_URL"),
         # The admin page's session cookie: not sent on cross-site requests.
         "SESSION_COOKIE_SAMESITE": "Lax",
         "PORT": port,
         "SHOP_TIMEZONE": timezone,
         "SHOP_SLOTS": parse_slots(_env("SHOP_SLOTS", DEFAULT_SLOTS)),
         "JWT_EXPIRES_IN": _duration_seconds("JWT_EXPIRES_IN", "7d"),
+        "PASSWORD_RESET_TTL": _duration_seconds("PASSWORD_RESET_TTL", "2h"),
+        # How long before an appointment its reminder is due; 0 turns reminders off.
+        "MAIL_REMINDER_BEFORE": _duration_seconds("MAIL_REMINDER_BEFORE", "24h"),
         "BCRYPT_ROUNDS": _int("BCRYPT_ROUNDS", 12),
         # The admin page's server-side session (in Redis): how long it lasts unused.
         "PERMANENT_SESSION_LIFETIME": _duration_seconds("ADMIN_SESSION_LIFETIME", "12h"),
@@ -231,8 +237,14 @@ def _check_rate_limits(config):
 def validate(config, instance_path="instance"):
     """Refuse settings the app cannot run safely with."""
     _check_urls(config)
+    # Unset, the web pages are where the API is (APP_URL as finally configured).
+    config["APP_WEB_URL"] = (config.get("APP_WEB_URL") or config["APP_URL"]).rstrip("/")
     _check_secret(config, instance_path)
     _check_rate_limits(config)
+    if config["PASSWORD_RESET_TTL"] < 1:
+        raise ConfigError("PASSWORD_RESET_TTL must be at least one second, e.g. 2h")
+    if config["MAIL_REMINDER_BEFORE"] < 0:
+        raise ConfigError("MAIL_REMINDER_BEFORE must be 0 (no reminders) or a duration")
     if not 4 <= config["BCRYPT_ROUNDS"] <= 16:
         raise ConfigError("BCRYPT_ROUNDS must be between 4 and 16 (12 is the default)")
     if config["TRUSTED_PROXIES"] < 0:

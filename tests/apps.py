@@ -21,7 +21,14 @@ from gobarber.testing import PrivateRedis
 ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 USE_SQLITE = os.environ.get("TEST_DATABASE", "postgresql") == "sqlite"
-TABLES = ("mail_deliveries", "notifications", "appointments", "users", "files")
+TABLES = (
+    "mail_deliveries",
+    "password_resets",
+    "notifications",
+    "appointments",
+    "users",
+    "files",
+)
 
 
 def libpq(url):

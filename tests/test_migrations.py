@@ -21,7 +21,14 @@ from gobarber import MIGRATIONS, create_app
 from gobarber.extensions import db
 from tests.apps import ADMIN_URL, make_config
 
-MODEL_TABLES = {"users", "files", "appointments", "notifications", "mail_deliveries"}
+MODEL_TABLES = {
+    "users",
+    "files",
+    "appointments",
+    "notifications",
+    "mail_deliveries",
+    "password_resets",
+}
 
 
 def _libpq(url):

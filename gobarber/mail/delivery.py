@@ -18,8 +18,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
 from gobarber.extensions import db
-from gobarber.mail.messages import Unrenderable, customer_notice, delivered_notice, render
+from gobarber.mail.messages import (
+    Unrenderable,
+    customer_notice,
+    delivered_notice,
+    render,
+    void_reason,
+)
 from gobarber.mail.policy import INFRASTRUCTURE, Abandoned, Action, Decision, DeliveryPolicy
+from gobarber.mail.queue import Priority
 from gobarber.mail.smtp import SmtpSession
 from gobarber.mail.transitions import Transition, record
 from gobarber.models import Appointment, MailDelivery
@@ -31,6 +38,11 @@ log = logging.getLogger(__name__)
 # How long before a worker looks again at an entry it could not decide on: another
 # consumer was sending the same event, or the database did not answer.
 LOOK_AGAIN_S = 5.0
+# How often a worker sending a default batch looks for high-priority mail (a password
+# reset) that arrived meanwhile, and sends it first: a reset never waits behind a batch
+# of cancellations on a slow SMTP server for more than this and one send.
+URGENT_CHECK_S = 0.5
+URGENT_BATCH = 10
 
 
 @dataclass
@@ -47,7 +59,7 @@ class Outcome:
     def add(self, entry, decision):
         """File `entry` under its decision's action."""
         match decision.action:
-            case Action.ACK:
+            case Action.ACK | Action.VOID:
                 self.acked.append(entry)
             case Action.DEAD:
                 self.dead.append((entry, decision.reason))
@@ -104,22 +116,42 @@ class Deliverer:
         # Another consumer may hold the same event (the reaper requeued it while a slow
         # worker was still sending): only the holder of its send lock goes on.
         locked = self.queue.lock(self.consumer, entries, self.lock_ms)
-        held = set(locked)
         smtp = SmtpSession(self.app)
+        high = self.queue.stream_key(Priority.HIGH)
+        look_for_urgent_at = time.monotonic() + URGENT_CHECK_S
         try:
             for entry in entries:
-                if self.should_stop():
-                    outcome.left.append(entry)  # for this name on restart, or the reaper
-                elif entry.is_readable and entry not in held:
-                    outcome.later.append((entry, LOOK_AGAIN_S))
-                else:
-                    self._handle(entry, smtp, outcome)
+                if entry.stream != high and time.monotonic() >= look_for_urgent_at:
+                    self._send_urgent(smtp, outcome, locked)
+                    look_for_urgent_at = time.monotonic() + URGENT_CHECK_S
+                self._take(entry, locked, smtp, outcome)
         finally:
             smtp.close()
         self.queue.settle(
             acked=outcome.acked, dead=outcome.dead, later=outcome.later, unlock=locked
         )
         return outcome
+
+    def _take(self, entry, locked, smtp, outcome):
+        if self.should_stop():
+            outcome.left.append(entry)  # for this name on restart, or the reaper
+        elif entry.is_readable and entry not in locked:
+            outcome.later.append((entry, LOOK_AGAIN_S))
+        else:
+            self._handle(entry, smtp, outcome)
+
+    def _send_urgent(self, smtp, outcome, locked):
+        """Send the high-priority entries that arrived since the batch was read, first;
+        they are settled with the batch."""
+        if self.should_stop():
+            return
+        urgent = self.queue.read_urgent(self.consumer, count=URGENT_BATCH)
+        if not urgent:
+            return
+        locked.extend(self.queue.lock(self.consumer, urgent, self.lock_ms))
+        log.info("%d high-priority mail(s) sent ahead of the batch", len(urgent))
+        for entry in urgent:
+            self._take(entry, locked, smtp, outcome)
 
     def _handle(self, entry, smtp, outcome):
         with self.app.app_context():
@@ -128,7 +160,8 @@ class Deliverer:
                 delivery, appointment = (
                     _row_with_people(entry.event_id) if entry.is_readable else (None, None)
                 )
-                decision = self.policy.decide(entry, delivery)
+                void = void_reason(delivery) if delivery is not None else None
+                decision = self.policy.decide(entry, delivery, void=void)
                 if decision.action is Action.SEND:
                     decision = self._send(entry, delivery, smtp, outcome)
                 elif decision.action is Action.ACK and delivery is not None:
@@ -214,6 +247,11 @@ class Deliverer:
                     attempt_failed=decision.attempt_failed,
                     retry_in_s=round(decision.delay, 2),
                 )
+            case Action.VOID:
+                delivery.status = DeliveryStatus.CANCELED
+                delivery.last_error = decision.reason
+                db.session.commit()
+                log.info("mail event %s not sent: %s", entry.event_id, decision.reason)
             case Action.LEAVE:
                 db.session.rollback()
                 log.error(

@@ -30,6 +30,7 @@ class Action(StrEnum):
     RETRY = "retry"  # keep it pending; this consumer tries again after `delay`
     REQUEUE = "requeue"  # put it back at the end of its stream for any consumer
     LEAVE = "leave"  # not decidable now (the database or Redis failed): look again soon
+    VOID = "void"  # no longer owed (its appointment cancelled, its token used): never send
 
 
 @dataclass(frozen=True)
@@ -80,11 +81,12 @@ class DeliveryPolicy:
             attempts, base=self.retry_base, cap=self.retry_max, jitter=RETRY_JITTER
         )
 
-    def decide(self, entry, row, error=None):
+    def decide(self, entry, row, error=None, *, void=None):
         """Decide what becomes of `entry`, given its delivery `row` (None if there is none)
         and `error`: None before sending, `Abandoned` when the reaper took it from a
         silent consumer, or what the send (or its handling) raised, the row's attempts
-        already counting that try."""
+        already counting that try. `void`: why the mail is no longer owed, if it is not
+        (`messages.void_reason`)."""
         if entry.fields is None:
             return ACK  # Redis lost the body; the outbox relay publishes the row again
         if not entry.is_readable:
@@ -95,10 +97,13 @@ class DeliveryPolicy:
             return _dead("no delivery recorded for this event")
         if row.status == DeliveryStatus.SENT:
             return ACK
-        if row.status == DeliveryStatus.HELD:
-            return ACK  # not owed until an operator releases it, which publishes it anew
+        if row.status in (DeliveryStatus.HELD, DeliveryStatus.CANCELED):
+            # Held: not owed until an operator releases it, which publishes it anew.
+            return ACK
         if row.status == DeliveryStatus.FAILED:
             return _dead(row.last_error or "failed")
+        if error is None and void is not None:
+            return Decision(Action.VOID, void)
         if error is None:
             return self._before_sending(entry, row)
         if isinstance(error, Abandoned):

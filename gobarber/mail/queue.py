@@ -223,6 +223,16 @@ class MailQueue:
         """Add an event to its priority's stream; return the entry id."""
         return self.redis.xadd(self.stream_key(priority), fields)
 
+    def schedule(self, priority, fields, due_ms):
+        """Keep an event off its stream until `due_ms` (epoch milliseconds), waiting as a
+        retry waits, until `release_due` puts it on. Scheduling it again moves its time."""
+        body = self.delayed_key(fields["event_id"])
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.delete(body)
+        pipe.hset(body, mapping=fields)
+        pipe.zadd(self._due_keys[self.stream_key(priority)], {fields["event_id"]: int(due_ms)})
+        pipe.execute()
+
     def still_owed(self, refs):
         """For (priority, entry id, event id) triples, tell which events Redis still holds:
         at that entry of their stream, or waiting for a retry."""
@@ -261,6 +271,14 @@ class MailQueue:
         for key, messages in sorted(reply or [], key=lambda item: self._reading_order[item[0]]):
             entries += _entries(key, messages)
         return entries
+
+    def read_urgent(self, consumer, *, count):
+        """Read entries never delivered from the high stream only, without blocking: what
+        a worker in the middle of a default batch sends first."""
+        reply = self.redis.xreadgroup(
+            self.group, consumer, {self.stream_key(Priority.HIGH): ">"}, count=count
+        )
+        return [entry for key, messages in reply or [] for entry in _entries(key, messages)]
 
     def claim(self, consumer, held):
         """Take entries (anything with `stream` and `entry_id`) for `consumer`, resetting

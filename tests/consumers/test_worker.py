@@ -5,8 +5,9 @@ from dataclasses import replace
 import pytest
 
 from gobarber.extensions import db
+from gobarber.mail import outbox
 from gobarber.models import MailDelivery
-from tests.streams import pending, run_until_settled
+from tests.streams import owed, pending, run_until_settled
 
 pytestmark = pytest.mark.sends_mail
 
@@ -199,6 +200,42 @@ def test_high_priority_is_sent_before_a_default_backlog(
         worker, lambda: len(smtp_server.messages) == 13, what="13 mails: urgent and backlog"
     )
     assert redis_conn.xlen(queue.stream_key("default")) == 0
+
+
+def test_high_priority_arriving_mid_batch_is_sent_before_the_batch_ends(
+    app, shop, worker, smtp_server, queue
+):
+    backlog = [shop.cancellation() for _ in range(12)]
+    with app.app_context():
+        appointment_id = shop.delivery(backlog[0]["id"]).appointment_id
+        urgent = MailDelivery(
+            event_id="5c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f",
+            kind="cancellation",
+            priority="high",
+            appointment_id=appointment_id,
+            recipient="urgent@barber.example.com",
+            status="queued",
+        )
+        db.session.add(urgent)
+        db.session.commit()
+        fields = outbox.entry_fields(urgent)
+    smtp_server.mailbox.delay = 0.15  # a slow SMTP server: the batch takes about 2 s
+
+    def publish_urgent_once(message):
+        # While the worker is in the default batch, a high-priority mail is queued.
+        if len(smtp_server.messages) == 2:
+            queue.publish("high", fields)
+
+    smtp_server.mailbox.on_message = publish_urgent_once
+
+    worker.loop()  # one batch of default entries, all read before the urgent one existed
+
+    recipients = [m["To"].addresses[0].addr_spec for m in smtp_server.messages]
+    # Sent within URGENT_CHECK_S and one send of its arrival, not after the batch.
+    assert "urgent@barber.example.com" in recipients[:6], recipients
+    assert recipients[-1] != "urgent@barber.example.com"
+    run_until_settled(worker, lambda: len(smtp_server.messages) == 13, what="13 mails")
+    assert owed(app) == 0
 
 
 def test_stop_leaves_the_rest_of_the_batch_pending(shop, worker, smtp_server, redis_conn, queue):

@@ -66,6 +66,18 @@ def test_an_event_already_sent_is_acknowledged_unsent():
     assert POLICY.decide(entry(), row("sent", attempts=1)).action is Action.ACK
 
 
+def test_a_mail_no_longer_owed_is_void_and_never_sent():
+    decision = POLICY.decide(entry(), row(), void="appointment cancelled")
+    assert (decision.action, decision.reason) == (Action.VOID, "appointment cancelled")
+    # Even out of attempts: a mail nobody is owed is no dead letter.
+    assert POLICY.decide(entry(), row(attempts=3), void="used").action is Action.VOID
+
+
+def test_a_void_row_is_acknowledged_when_its_event_comes_again():
+    assert POLICY.decide(entry(), row("canceled"), void="used").action is Action.ACK
+    assert POLICY.decide(entry(), row("canceled"), Abandoned()).action is Action.ACK
+
+
 @pytest.mark.parametrize("error", [None, Abandoned()])
 def test_an_event_held_for_an_operator_is_acknowledged_unsent(error):
     # Only a release publishes a held row; an entry of one on a stream is no debt.
