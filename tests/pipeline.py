@@ -28,6 +28,9 @@ def pipeline_config(smtp_server):
         "MAIL_RETRY_MAX": 0.02,
         "MAIL_BLOCK_MS": 50,
         "MAIL_BATCH_SIZE": 10,
+        # These tests follow cancellation mails; reminders have their own
+        # (tests/mail/test_reminders.py), which turn them on.
+        "MAIL_REMINDER_BEFORE": 0,
     }
 
 
@@ -127,6 +130,8 @@ def pipeline_env(app, smtp_server, tmp_path):
         "RATE_LIMITS": "off",
         "MAX_ACTIVE_BOOKINGS": 10_000,
         "CANCELLATION_MAILS_PER_DAY": 10_000,
+        # As in `pipeline_config`: tests/e2e/test_reminders.py turns reminders on.
+        "MAIL_REMINDER_BEFORE": 0,
     }
 
 

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from gobarber.extensions import db
 from gobarber.models import Appointment, MailDelivery, Notification
+from gobarber.models.mail_delivery import MailKind
 
 pytestmark = pytest.mark.postgres_only
 
@@ -76,5 +77,6 @@ def test_two_cancels_of_one_appointment_one_mail(app, api, slot):
         "error": "Appointment already canceled"
     }
     assert next(body for status, body in answers if status == 200)["canceled_at"] is not None
-    assert count(app, MailDelivery) == 1
-    assert count(app, MailDelivery, MailDelivery.appointment_id == booked["id"]) == 1
+    cancellation = MailDelivery.kind == MailKind.CANCELLATION
+    assert count(app, MailDelivery, cancellation) == 1
+    assert count(app, MailDelivery, cancellation, MailDelivery.appointment_id == booked["id"]) == 1

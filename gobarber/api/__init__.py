@@ -7,6 +7,7 @@ from gobarber.api import (
     appointments,
     files,
     notifications,
+    passwords,
     providers,
     schedule,
     sessions,
@@ -15,7 +16,16 @@ from gobarber.api import (
 from gobarber.api.contract import openapi_document
 from gobarber.api.fields import MAX_ID
 
-BLUEPRINTS = (users, sessions, files, providers, appointments, schedule, notifications)
+BLUEPRINTS = (
+    users,
+    sessions,
+    passwords,
+    files,
+    providers,
+    appointments,
+    schedule,
+    notifications,
+)
 
 
 class IdConverter(BaseConverter):

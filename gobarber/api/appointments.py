@@ -57,19 +57,27 @@ def create(body):
 
 @bp.get("/appointments/<id:appointment_id>")
 @endpoint(
-    summary="One appointment of the signed-in user, with its cancellation mail's status",
+    summary=(
+        "One appointment of the signed-in user, with the status of its cancellation mail "
+        "and of its reminder (`scheduled` until it is due)"
+    ),
     responses={200: (AppointmentDetail, "The appointment"), 404: "Appointment not found"},
 )
 def show(appointment_id):
     row = appointments.find_for(user=current_user(), appointment_id=appointment_id)
-    return AppointmentDetail.of(row, appointments.cancellation_mail(appointment=row))
+    return AppointmentDetail.of(
+        row,
+        appointments.cancellation_mail(appointment=row),
+        appointments.reminder_mail(appointment=row),
+    )
 
 
 @bp.delete("/appointments/<id:appointment_id>")
 @endpoint(
     summary=(
         "Cancel an appointment at least 2 hours ahead; the provider is mailed, or the mail "
-        "is held when the customer is over the day's cancellation mails"
+        "is held when the customer is over the day's cancellation mails; the customer's "
+        "reminder is canceled"
     ),
     responses={
         200: (AppointmentDetail, "The canceled appointment"),
@@ -80,4 +88,4 @@ def show(appointment_id):
 )
 def cancel(appointment_id):
     row, delivery = appointments.cancel(user=current_user(), appointment_id=appointment_id)
-    return AppointmentDetail.of(row, delivery)
+    return AppointmentDetail.of(row, delivery, appointments.reminder_mail(appointment=row))

@@ -129,13 +129,37 @@ def parse_query(model, invalid="Validation fails"):
     return _validate(model, request.args.to_dict(), invalid)
 
 
+def _success_shape(status, answer):
+    """Return the type a success's view returns: None for an answer without a body."""
+    if isinstance(answer, str):
+        answer = (None, answer)
+    if not isinstance(answer, tuple):
+        raise TypeError("declare a success as `status: (ResponseModel, description)`")
+    shape, _ = answer
+    if shape is None and status != 204:
+        raise TypeError("only a 204 answers without a body: `204: description`")
+    return shape
+
+
 def _success(responses):
     """Return the one 2xx status of `responses` and the type its view returns."""
     successes = [(status, answer) for status, answer in responses.items() if status < 400]
-    if len(successes) != 1 or not isinstance(successes[0][1], tuple):
-        raise TypeError("declare exactly one success as `status: (ResponseModel, description)`")
-    status, (shape, _) = successes[0]
-    return status, shape
+    if len(successes) != 1:
+        raise TypeError(
+            "declare exactly one success, as `status: (ResponseModel, description)` "
+            "or `204: description`"
+        )
+    status, answer = successes[0]
+    return status, _success_shape(status, answer)
+
+
+def _no_content(result, status):
+    if result is not None:
+        raise TypeError(f"a view declared to answer {status} returned a body")
+    response = current_app.response_class(status=status)
+    # Nothing follows, so nothing has a type; Flask would call it text/html.
+    del response.headers["Content-Type"]
+    return response
 
 
 def endpoint(
@@ -152,13 +176,14 @@ def endpoint(
     """Declare a view's inputs and answers: authenticate, validate, serialise, record.
 
     `responses` maps each status to its description; the success maps to
-    `(model, description)`, where the model (or `list[model]`) is what the view returns.
+    `(model, description)`, where the model (or `list[model]`) is what the view returns,
+    or is `204: description` for a view that returns None and answers with no body.
     Checks run in the original backend's order: the token, then the provider flag, then
     the input.
     """
     status, shape = _success(responses)
     # Built once per view: a TypeAdapter compiles its serializer.
-    dump = TypeAdapter(shape).dump_python
+    dump = None if shape is None else TypeAdapter(shape).dump_python
 
     def decorate(view):
         @wraps(view)
@@ -173,9 +198,12 @@ def endpoint(
                 kwargs["body"] = parse_body(body, invalid)
             if query is not None:
                 kwargs["query"] = parse_query(query, invalid)
+            result = view(*args, **kwargs)
+            if dump is None:
+                return _no_content(result, status)
             # warnings="error": a view that returns anything but its model fails loudly
             # instead of sending keys the document does not declare.
-            return dump(view(*args, **kwargs), mode="json", by_alias=True, warnings="error"), status
+            return dump(result, mode="json", by_alias=True, warnings="error"), status
 
         handle.openapi = {
             "summary": summary,
@@ -257,12 +285,13 @@ def _operation(spec, path_params, components):
         if status >= 400:
             description, schema = answer, ERROR_SCHEMA
         else:
-            shape, description = answer
-            schema = _schema_ref(shape, components, mode="serialization")
-        operation["responses"][str(status)] = {
-            "description": description,
-            "content": {"application/json": {"schema": schema}},
-        }
+            shape = _success_shape(status, answer)
+            description = answer if isinstance(answer, str) else answer[1]
+            schema = None if shape is None else _schema_ref(shape, components, "serialization")
+        declared = {"description": description}
+        if schema is not None:
+            declared["content"] = {"application/json": {"schema": schema}}
+        operation["responses"][str(status)] = declared
     return operation
 
 

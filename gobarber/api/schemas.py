@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSche
 
 from gobarber.models.mail_delivery import DeliveryStatus
 from gobarber.services.appointments import is_cancelable, is_past
-from gobarber.shop_time import iso_utc
+from gobarber.shop_time import iso_utc, now
 
 _DATE_TIME = WithJsonSchema({"type": "string", "format": "date-time"})
 
@@ -306,21 +306,50 @@ class CancellationMail(ResponseBody):
         )
 
 
+class ReminderMail(CancellationMail):
+    """Where the customer's reminder stands: `scheduled` until it is due, `canceled` with
+    its appointment."""
+
+    due_at: UtcTime
+
+    @classmethod
+    def of(cls, delivery):
+        """Show a reminder's delivery row, or None when none was scheduled."""
+        if delivery is None:
+            return None
+        status = delivery.status
+        if status == DeliveryStatus.QUEUED and delivery.due_at > now():
+            status = DeliveryStatus.SCHEDULED
+        return cls(
+            status=status,
+            attempts=delivery.attempts,
+            last_error=delivery.last_error,
+            queued_at=delivery.created_at,
+            sent_at=delivery.sent_at,
+            failed_at=delivery.failed_at,
+            due_at=delivery.due_at,
+        )
+
+
 class AppointmentDetail(AppointmentOut):
-    """One appointment with its people and its cancellation mail (GET by id, DELETE)."""
+    """One appointment with its people, its cancellation mail and its reminder (GET by id,
+    DELETE)."""
 
     provider: ProviderContact
     user: AppointmentCustomer
     cancellation_mail: CancellationMail | None
+    reminder_mail: ReminderMail | None
 
     @classmethod
-    def of(cls, row, delivery):
-        """Show an appointment and the delivery of its cancellation mail, if any."""
+    def of(cls, row, delivery, reminder):
+        """Show an appointment with the deliveries of its cancellation mail and of its
+        reminder, either None when there is none."""
         return super().of(
             row,
             provider=ProviderContact(name=row.provider.name, email=row.provider.email),
             user=AppointmentCustomer(name=row.user.name),
             cancellation_mail=CancellationMail.of(delivery),
+            reminder_mail=ReminderMail.of(reminder),
         )
 
 

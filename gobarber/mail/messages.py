@@ -16,9 +16,13 @@ from sqlalchemy.orm import joinedload
 from gobarber.extensions import db
 from gobarber.models import Appointment
 from gobarber.models.mail_delivery import MailKind
-from gobarber.shop_time import describe_pt_br
+from gobarber.shop_time import describe_pt_br, now
 
-SUBJECTS = {MailKind.CANCELLATION: "Agendamento cancelado"}
+SUBJECTS = {
+    MailKind.CANCELLATION: "Agendamento cancelado",
+    MailKind.PASSWORD_RESET: "[GoBarber] Recuperação de senha",
+    MailKind.REMINDER: "Lembrete de agendamento",
+}
 
 
 # In a name, a line break (any that str.splitlines knows) would end the To header and
@@ -91,7 +95,84 @@ def _address(delivery, provider):
     return delivery.recipient
 
 
-CONTEXTS = {MailKind.CANCELLATION: _cancellation_context}
+def _password_reset_context(delivery):
+    reset = delivery.password_reset
+    if reset is None:
+        raise Unrenderable(f"password reset {delivery.password_reset_id} not found")
+    token = reset.token(current_app.config["SECRET_KEY"])
+    minutes = max(1, round((reset.expires_at - reset.created_at).total_seconds() / 60))
+    hours, rest = divmod(minutes, 60)
+    if rest:
+        expires_in = f"{minutes} minuto{'s' if minutes > 1 else ''}"
+    else:
+        expires_in = f"{hours} hora{'s' if hours > 1 else ''}"
+    context = {
+        "name": reset.user.name,
+        "link": f"{current_app.config['APP_WEB_URL']}/reset-password?token={token}",
+        "expires_in": expires_in,
+    }
+    return (reset.user.name, delivery.recipient), context
+
+
+def _reminder_context(delivery):
+    # One query for the appointment and both people, none when the session has them.
+    appointment = db.session.get(
+        Appointment,
+        delivery.appointment_id or 0,
+        options=[joinedload(Appointment.provider), joinedload(Appointment.user)],
+    )
+    if appointment is None:
+        raise Unrenderable(f"appointment {delivery.appointment_id} not found")
+    customer = appointment.user
+    context = {
+        "customer": customer.name,
+        "provider": appointment.provider.name,
+        "when": describe_pt_br(appointment.date),
+    }
+    return (customer.name, delivery.recipient), context
+
+
+# Each kind: (name, address) of the recipient and the templates' context.
+CONTEXTS = {
+    MailKind.CANCELLATION: _cancellation_context,
+    MailKind.PASSWORD_RESET: _password_reset_context,
+    MailKind.REMINDER: _reminder_context,
+}
+
+
+def _reset_void(delivery):
+    reset = delivery.password_reset
+    if reset is None:
+        return None  # not a void mail but an unrenderable one: the render says so
+    if reset.used_at is not None:
+        return "the reset link was used, or replaced by a later reset, before the mail went"
+    if reset.expires_at <= now():
+        return "the reset link expired before the mail went"
+    return None
+
+
+def _reminder_void(delivery):
+    appointment = db.session.get(Appointment, delivery.appointment_id or 0)
+    if appointment is None:
+        return None  # rendering says so, as for any mail of a vanished appointment
+    if appointment.canceled_at is not None:
+        return "appointment canceled"
+    if appointment.date <= now():
+        return "appointment already started"
+    return None
+
+
+# Each kind that can stop being owed before it goes: why, or None while it is owed.
+VOID_RULES = {
+    MailKind.PASSWORD_RESET: _reset_void,
+    MailKind.REMINDER: _reminder_void,
+}
+
+
+def void_reason(delivery):
+    """Tell why a delivery's mail is no longer owed (it must never go), or None."""
+    rule = VOID_RULES.get(delivery.kind)
+    return rule(delivery) if rule is not None else None
 
 
 def _to_header(name, address):
@@ -137,6 +218,10 @@ NOTICES = {
 
 
 def _notice(delivery, wording):
+    # Only a cancellation's customer waits on the mail: a reminder that fails tells no
+    # one in-app, a reset mail's user asks again.
+    if delivery.kind != MailKind.CANCELLATION:
+        return None, None
     appointment = db.session.get(Appointment, delivery.appointment_id or 0)
     if appointment is None:
         return None, None

@@ -6,6 +6,10 @@ relay publishes the row later. A row whose stream entry vanished (a Redis restar
 is published again; sending is idempotent, so a second entry costs nothing but a lookup.
 A `held` row (a customer over the day's cancellation mails) is never published, relayed
 or republished: only `queued` rows are, and an operator's release makes it one.
+
+A row with a `due_at` still ahead (a reminder) is scheduled rather than published: it
+waits in Redis as a retry waits, and `MailQueue.release_due` puts it on its stream when
+it is due. Relaying follows the same rule, so a Redis restarted empty loses no reminder.
 """
 
 import logging
@@ -13,7 +17,8 @@ import uuid
 from datetime import timedelta
 
 import redis
-from sqlalchemy import bindparam, func, select, text, update
+from flask import current_app
+from sqlalchemy import bindparam, func, or_, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from gobarber.extensions import db, mail_queue
@@ -44,12 +49,83 @@ def queue_cancellation_mail(*, appointment, held=False):
     return delivery
 
 
+def queue_password_reset_mail(*, reset, user):
+    """Add the mail carrying a password reset's link to the outbox, on the high-priority
+    stream; the caller commits."""
+    delivery = MailDelivery(
+        event_id=str(uuid.uuid4()),
+        kind=MailKind.PASSWORD_RESET,
+        priority=Priority.HIGH,
+        password_reset=reset,
+        # The address alone, as for a cancellation; the link is written at render time
+        # from the reset row, so no token is ever stored here or on the stream.
+        recipient=user.email,
+        status=DeliveryStatus.QUEUED,
+        attempts=0,
+        created_at=now(),
+    )
+    db.session.add(delivery)
+    return delivery
+
+
 def cancellation_delivery(*, appointment_id):
     """Return the cancellation mail's delivery row of an appointment, if any."""
     query = select(MailDelivery).where(
         MailDelivery.appointment_id == appointment_id, MailDelivery.kind == MailKind.CANCELLATION
     )
     return db.session.scalar(query.order_by(MailDelivery.id.desc()).limit(1))
+
+
+def queue_reminder(*, appointment):
+    """Add the customer's reminder, due `MAIL_REMINDER_BEFORE` ahead of the appointment, to
+    the outbox; return it, or None when reminders are off or it would be due already. The
+    caller commits."""
+    before = current_app.config["MAIL_REMINDER_BEFORE"]
+    if not before:
+        return None
+    due_at = appointment.date - timedelta(seconds=before)
+    created_at = now()
+    if due_at <= created_at:
+        return None
+    delivery = MailDelivery(
+        event_id=str(uuid.uuid4()),
+        kind=MailKind.REMINDER,
+        priority=Priority.DEFAULT,
+        appointment_id=appointment.id,
+        recipient=appointment.user.email,
+        status=DeliveryStatus.QUEUED,
+        attempts=0,
+        created_at=created_at,
+        due_at=due_at,
+    )
+    db.session.add(delivery)
+    return delivery
+
+
+def reminder_delivery(*, appointment_id):
+    """Return the reminder's delivery row of an appointment, if any."""
+    query = select(MailDelivery).where(
+        MailDelivery.appointment_id == appointment_id, MailDelivery.kind == MailKind.REMINDER
+    )
+    return db.session.scalar(query.order_by(MailDelivery.id.desc()).limit(1))
+
+
+def cancel_reminder(*, appointment_id):
+    """Mark an appointment's reminder canceled if it is still owed; the caller commits.
+
+    Redis is left alone: when the event falls due, the worker finds the row canceled and
+    acknowledges it unsent.
+    """
+    db.session.execute(
+        update(MailDelivery)
+        .where(
+            MailDelivery.appointment_id == appointment_id,
+            MailDelivery.kind == MailKind.REMINDER,
+            MailDelivery.status == DeliveryStatus.QUEUED,
+        )
+        .values(status=DeliveryStatus.CANCELED, last_error="appointment canceled")
+        .execution_options(synchronize_session=False)
+    )
 
 
 def cancellation_mails_of(*, customer_id, since):
@@ -79,12 +155,26 @@ def entry_fields(delivery):
     }
 
 
+def _due_ms(delivery):
+    """The delivery's due time in epoch milliseconds if it is still ahead, else None."""
+    if delivery.due_at is None or delivery.due_at <= now():
+        return None
+    return int(delivery.due_at.timestamp() * 1000)
+
+
 def _put_on_stream(delivery, queue):
+    """Publish the event, or schedule it when it is due later; return the entry id (None
+    for a scheduled event: `release_due` records it once the event is on its stream)."""
+    due_ms = _due_ms(delivery)
+    if due_ms is not None:
+        queue.schedule(delivery.priority, entry_fields(delivery), due_ms)
+        return None
     return queue.publish(delivery.priority, entry_fields(delivery))
 
 
 def publish(delivery, queue=None):
-    """Put the delivery's event on its stream and record where it went."""
+    """Put the delivery's event on its stream (or schedule it, when due later) and record
+    where it went."""
     entry_id = _put_on_stream(delivery, queue or mail_queue.get())
     if db.session.get_bind().dialect.name == "postgresql":
         # This record is a hint for the relay, not the mail's truth: if a crash loses it,
@@ -98,8 +188,13 @@ def publish(delivery, queue=None):
         .execution_options(synchronize_session=False)
     )
     db.session.commit()
-    record(Transition.QUEUED, delivery, entry=entry_id)
+    record(Transition.QUEUED, delivery, entry=entry_id, **_due_field(delivery))
     return entry_id
+
+
+def _due_field(delivery):
+    # A scheduled mail's log line says when it is due; others say nothing of it.
+    return {"due_at": delivery.due_at.isoformat()} if delivery.due_at is not None else {}
 
 
 def publish_quietly(delivery, queue=None):
@@ -126,9 +221,15 @@ def _lock_rows(query):
 
 
 def relay(*, unpublished_after, republish_after, limit=500, queue=None):
-    """Publish rows that never reached Redis, and rows whose entry Redis lost; return the count."""
+    """Publish rows that never reached Redis, and rows whose entry Redis lost; return the count.
+
+    A row due later is scheduled instead. A scheduled row is not stale before its due
+    time plus `republish_after` (until then it may rightly sit in Redis with no entry),
+    so rows due in the future never fill the stale check's batch.
+    """
     queue = queue or mail_queue.get()
     current = now()
+    stale_before = current - timedelta(seconds=republish_after)
     never = _lock_rows(
         select(MailDelivery)
         .where(
@@ -143,7 +244,8 @@ def relay(*, unpublished_after, republish_after, limit=500, queue=None):
         select(MailDelivery)
         .where(
             MailDelivery.status == DeliveryStatus.QUEUED,
-            MailDelivery.published_at < current - timedelta(seconds=republish_after),
+            MailDelivery.published_at < stale_before,
+            or_(MailDelivery.due_at.is_(None), MailDelivery.due_at < stale_before),
         )
         .order_by(MailDelivery.id)
         .limit(limit)
@@ -155,12 +257,23 @@ def relay(*, unpublished_after, republish_after, limit=500, queue=None):
     )
     rows += [row for row, there in zip(stale_rows, found, strict=True) if not there]
     for row in rows:
-        log.info("relaying mail event %s (published_at=%s)", row.event_id, row.published_at)
+        log.info(
+            "relaying mail event %s (published_at=%s, due_at=%s)",
+            row.event_id,
+            row.published_at,
+            row.due_at,
+        )
         row.stream_entry_id = _put_on_stream(row, queue)
         row.published_at = now()
     db.session.commit()
     for row in rows:
-        record(Transition.QUEUED, row, entry=row.stream_entry_id, reason="relay")
+        record(
+            Transition.QUEUED,
+            row,
+            entry=row.stream_entry_id,
+            reason="relay",
+            **_due_field(row),
+        )
     return len(rows)
 
 

@@ -133,7 +133,8 @@ def _active_count(customer):
 
 
 def book(*, customer, provider_id, start):
-    """Book the hour that holds `start` with a provider and notify the provider."""
+    """Book the hour that holds `start` with a provider, notify the provider and schedule
+    the customer's reminder."""
     provider = _provider(provider_id)
     if provider is None:
         raise Unauthorized("You can only create appointments with providers")
@@ -161,11 +162,15 @@ def book(*, customer, provider_id, start):
         content=f"Novo agendamento de {customer.name} para {shop_time.describe_pt_br(slot)}",
     )
     try:
+        db.session.flush()  # the appointment's id, for its reminder
+        reminder = outbox.queue_reminder(appointment=appointment)
         db.session.commit()
     except IntegrityError:
         # A concurrent booking won the slot; the unique index refused this one.
         db.session.rollback()
         raise Invalid(SLOT_TAKEN) from None
+    if reminder is not None:
+        outbox.publish_quietly(reminder)
     return appointment
 
 
@@ -191,6 +196,11 @@ def cancellation_mail(*, appointment):
     return outbox.cancellation_delivery(appointment_id=appointment.id)
 
 
+def reminder_mail(*, appointment):
+    """Return the delivery row of the appointment's reminder, if it has one."""
+    return outbox.reminder_delivery(appointment_id=appointment.id)
+
+
 def _over_mail_cap(customer):
     sent = outbox.cancellation_mails_of(
         customer_id=customer.id, since=shop_time.now() - MAIL_CAP_WINDOW
@@ -199,7 +209,8 @@ def _over_mail_cap(customer):
 
 
 def cancel(*, user, appointment_id):
-    """Cancel the user's appointment and queue the provider's mail, in one transaction.
+    """Cancel the user's appointment, queue the provider's mail and cancel the customer's
+    reminder, in one transaction.
 
     Past the customer's `CANCELLATION_MAILS_PER_DAY` the mail is held for an operator
     instead of queued. Returns the appointment and the mail's delivery row.
@@ -226,6 +237,8 @@ def cancel(*, user, appointment_id):
     if canceled.rowcount != 1:
         db.session.rollback()
         raise GobarberError("Appointment already canceled")
+    # Only the row: should the event still reach a worker, it finds the row canceled.
+    outbox.cancel_reminder(appointment_id=appointment.id)
     held = _over_mail_cap(user)
     delivery = outbox.queue_cancellation_mail(appointment=appointment, held=held)
     db.session.commit()

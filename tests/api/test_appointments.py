@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 
 from gobarber.extensions import db
 from gobarber.models import Appointment, MailDelivery
+from gobarber.models.mail_delivery import MailKind
 
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 LIST_KEYS = {"id", "date", "past", "cancelable", "provider"}
@@ -29,7 +30,7 @@ BOOKING_KEYS = {
     "createdAt",
     "updatedAt",
 }
-DETAIL_KEYS = BOOKING_KEYS | {"provider", "user", "cancellation_mail"}
+DETAIL_KEYS = BOOKING_KEYS | {"provider", "user", "cancellation_mail", "reminder_mail"}
 NOT_PROVIDER = "You can only create appointments with providers"
 YOURSELF = "You can not create appointments with yourself"
 PAST = "Past dates are not permitted"
@@ -381,7 +382,9 @@ def test_cancel_twice(app, client, people, api, slot):
     assert response.status_code == 400
     assert response.json == {"error": "Appointment already canceled"}
     with app.app_context():
-        mails = db.session.scalar(select(func.count()).select_from(MailDelivery))
+        mails = db.session.scalar(
+            select(func.count()).where(MailDelivery.kind == MailKind.CANCELLATION)
+        )
     assert mails == 1
 
 
@@ -459,7 +462,10 @@ def test_cancel_answers_the_canceled_appointment_and_queues_the_mail(
     assert listed(client, customer) == []
     with app.app_context():
         recipients = db.session.scalars(
-            select(MailDelivery.recipient).where(MailDelivery.appointment_id == booked["id"])
+            select(MailDelivery.recipient).where(
+                MailDelivery.appointment_id == booked["id"],
+                MailDelivery.kind == MailKind.CANCELLATION,
+            )
         ).all()
     assert recipients == [provider.email]
 
