@@ -44,10 +44,23 @@ def _table(headers, rows):
     return "\n".join(line.rstrip() for line in lines)
 
 
+def _deliveries_table(counts):
+    """Deliveries of each kind by status, then every kind's total and the last hour's."""
+    after = ["queued", "sent", "failed", "held", "canceled"]
+
+    def row(label, figures, next_due_ms):
+        return [label, figures["scheduled"], _when(next_due_ms), *(figures[s] for s in after)]
+
+    rows = [row(kind, c["total"], c["next_due_ms"]) for kind, c in counts["by_kind"].items()]
+    rows.append(row("total", counts["total"], counts["next_due_ms"]))
+    rows.append(row("last hour", counts["last_hour"], None))
+    return _table(["deliveries", "scheduled", "next due (UTC)", *after], rows)
+
+
 @queue_cli.command("status")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def status(as_json):
-    """Show streams, consumers, dead letters, held mails and deliveries by status."""
+    """Show streams, consumers, dead letters, held mails and deliveries by kind and status."""
     state = operations.status(mail_queue.get())
     if as_json:
         click.echo(_json(state))
@@ -76,17 +89,13 @@ def status(as_json):
     if consumers:
         click.echo()
         click.echo(_table(["stream", "consumer", "pending", "idle (s)"], consumers))
-    counts = state["deliveries"]
     click.echo()
-    click.echo(
-        _table(
-            ["deliveries", *counts["total"]],
-            [["last hour", *counts["last_hour"].values()], ["total", *counts["total"].values()]],
-        )
-    )
+    click.echo(_deliveries_table(state["deliveries"]))
     click.echo(f"\ndead letters: {state['dead_letters']}")
     click.echo(f"held mails: {state['held']}")
-    click.echo(f"retries waiting: {sum(s['scheduled'] for s in state['streams'])}")
+    # Redis's count: a scheduled mail waits in the same place as a retry.
+    waiting = sum(s["scheduled"] for s in state["streams"])
+    click.echo(f"retries and scheduled mails waiting: {waiting}")
 
 
 def _when(ms):

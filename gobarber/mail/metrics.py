@@ -15,7 +15,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from gobarber import metrics
 from gobarber.extensions import db
 from gobarber.models import MailDelivery
-from gobarber.models.mail_delivery import DeliveryStatus
+from gobarber.models.mail_delivery import DeliveryStatus, MailKind
+from gobarber.shop_time import now
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +44,9 @@ def count_transition(state, kind, *, attempt_failed=False, latency=None):
 
 
 class MailCollector:
-    """Mail counters, the latency histogram, the queue's gauges, the held mails and the
-    live workers, built at scrape time from the `queue`, the outbox and the workers'
-    `heartbeats`."""
+    """Mail counters, the latency histogram, the queue's gauges, the held and scheduled
+    mails and the live workers, built at scrape time from the `queue`, the outbox and the
+    workers' `heartbeats`."""
 
     def __init__(self, queue, heartbeats):
         self.queue = queue
@@ -56,6 +57,7 @@ class MailCollector:
         yield self._latency(metrics.read("latency"))
         yield from self._queue_gauges()
         yield from self._held()
+        yield from self._scheduled()
         workers = GaugeMetricFamily(
             "gobarber_mail_workers_alive", "Mail workers whose heartbeat has not expired"
         )
@@ -65,10 +67,17 @@ class MailCollector:
     def _counters(self, counts):
         for state, help_text in COUNTERS.items():
             family = CounterMetricFamily(f"gobarber_mail_{state}", help_text, labels=["kind"])
+            counted = set()
             for field, value in counts.items():
                 field_state, kind = field.split("|", 1)
                 if field_state == state:
                     family.add_metric([kind], int(value))
+                    counted.add(kind)
+            # Every kind from the start: a series that appears at its first tick hides
+            # that tick from rate() and increase().
+            for kind in MailKind:
+                if kind not in counted:
+                    family.add_metric([kind], 0)
             yield family
 
     def _latency(self, raw):
@@ -97,7 +106,8 @@ class MailCollector:
             ),
             "scheduled": GaugeMetricFamily(
                 "gobarber_mail_retries_waiting",
-                "Mails waiting for their next attempt after a failed one",
+                "Mails waiting off their stream for their time: retries after a failed "
+                "attempt, and scheduled mails",
                 labels=["priority"],
             ),
             "oldest_pending_age_s": GaugeMetricFamily(
@@ -114,19 +124,52 @@ class MailCollector:
         dead.add_metric([], self.queue.dead_count())
         yield dead
 
-    def _held(self):
-        # The outbox rows, not the streams: a held mail is never published. A database
-        # that does not answer costs this one gauge, not the scrape.
+    def _from_outbox(self, name, query):
+        # The outbox rows, not the streams: a held mail is never published, a scheduled
+        # one waits outside its stream. A database that does not answer costs this one
+        # gauge, not the scrape.
         try:
-            count = db.session.scalar(
-                select(func.count()).where(MailDelivery.status == DeliveryStatus.HELD)
-            )
+            return db.session.execute(query).all()
         except SQLAlchemyError as error:
             db.session.rollback()
-            log.warning("gobarber_mail_held skipped: the database does not answer (%s)", error)
+            log.warning("%s skipped: the database does not answer (%s)", name, error)
+            return None
+
+    def _held(self):
+        query = select(func.count()).where(MailDelivery.status == DeliveryStatus.HELD)
+        rows = self._from_outbox("gobarber_mail_held", query)
+        if rows is None:
             return
         held = GaugeMetricFamily(
             "gobarber_mail_held", "Cancellation mails held for an operator's release"
         )
-        held.add_metric([], count)
+        held.add_metric([], rows[0][0])
         yield held
+
+    def _scheduled(self):
+        query = (
+            select(MailDelivery.kind, func.count(), func.min(MailDelivery.due_at))
+            .where(MailDelivery.status == DeliveryStatus.QUEUED, MailDelivery.due_at > now())
+            .group_by(MailDelivery.kind)
+        )
+        rows = self._from_outbox("gobarber_mail_scheduled", query)
+        if rows is None:
+            return
+        scheduled = GaugeMetricFamily(
+            "gobarber_mail_scheduled",
+            "Mails queued to go at a later time (reminders), not yet due",
+            labels=["kind"],
+        )
+        next_due = GaugeMetricFamily(
+            "gobarber_mail_next_due_timestamp_seconds",
+            "When the next scheduled mail of a kind is due (Unix time)",
+            labels=["kind"],
+        )
+        counts = dict.fromkeys(map(str, MailKind), 0)
+        for kind, count, earliest in rows:
+            counts[kind] = count
+            next_due.add_metric([kind], earliest.timestamp())
+        for kind, count in counts.items():
+            scheduled.add_metric([kind], count)
+        yield scheduled
+        yield next_due

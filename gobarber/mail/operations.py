@@ -5,13 +5,13 @@ the same queue through `gobarber.mail.metrics`."""
 import logging
 from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, case, func, select
 
 from gobarber.extensions import db
 from gobarber.mail import outbox
 from gobarber.mail.queue import is_event_id
 from gobarber.models import Appointment, MailDelivery, User
-from gobarber.models.mail_delivery import DeliveryStatus
+from gobarber.models.mail_delivery import DeliveryStatus, MailKind
 from gobarber.shop_time import now
 
 log = logging.getLogger(__name__)
@@ -21,18 +21,64 @@ class ConsumerActive(Exception):
     """The consumer to forget does not look gone."""
 
 
+# The columns operators read, in this order: `scheduled` is a `queued` row whose
+# `due_at` is still ahead, and is counted there only.
+SHOWN_STATUSES = (
+    DeliveryStatus.SCHEDULED,
+    DeliveryStatus.QUEUED,
+    DeliveryStatus.SENT,
+    DeliveryStatus.FAILED,
+    DeliveryStatus.HELD,
+    DeliveryStatus.CANCELED,
+)
+
+
+def _zero_counts():
+    return {str(status): 0 for status in SHOWN_STATUSES}
+
+
+def _millis(moment):
+    return None if moment is None else int(moment.timestamp() * 1000)
+
+
+def _counts_query(moment):
+    """(kind, shown status, count, count of the last hour, earliest due_at) per group."""
+    ahead = and_(MailDelivery.status == DeliveryStatus.QUEUED, MailDelivery.due_at > moment)
+    # Grouped over a subquery, so the CASE and its parameters are written once.
+    rows = select(
+        MailDelivery.kind,
+        case((ahead, DeliveryStatus.SCHEDULED.value), else_=MailDelivery.status).label("shown"),
+        MailDelivery.created_at,
+        MailDelivery.due_at,
+    ).subquery()
+    return select(
+        rows.c.kind,
+        rows.c.shown,
+        func.count(),
+        func.count().filter(rows.c.created_at >= moment - timedelta(hours=1)),
+        func.min(rows.c.due_at),
+    ).group_by(rows.c.kind, rows.c.shown)
+
+
 def delivery_counts():
-    """Deliveries by status over the last hour and in total."""
-    since = now() - timedelta(hours=1)
-    statuses = [str(status) for status in DeliveryStatus]
-    counts = {"last_hour": dict.fromkeys(statuses, 0), "total": dict.fromkeys(statuses, 0)}
-    by_status = select(MailDelivery.status, func.count()).group_by(MailDelivery.status)
-    for status, count in db.session.execute(by_status):
-        counts["total"][status] = count
-    recent = by_status.where(MailDelivery.created_at >= since)
-    for status, count in db.session.execute(recent):
-        counts["last_hour"][status] = count
-    return counts
+    """Deliveries by kind and status, over the last hour and in total, with each kind's
+    next due time; `total`, `last_hour` and `next_due_ms` alone are over every kind."""
+    by_kind = {
+        str(kind): {"total": _zero_counts(), "last_hour": _zero_counts()} for kind in MailKind
+    }
+    every_kind = {"total": _zero_counts(), "last_hour": _zero_counts()}
+    next_due = {}
+    for kind, shown, total, last_hour, earliest in db.session.execute(_counts_query(now())):
+        counts = by_kind.setdefault(kind, {"total": _zero_counts(), "last_hour": _zero_counts()})
+        for period, count in (("total", total), ("last_hour", last_hour)):
+            counts[period][shown] = count
+            every_kind[period][shown] = every_kind[period].get(shown, 0) + count
+        if shown == DeliveryStatus.SCHEDULED:
+            next_due[kind] = earliest
+    for kind, counts in by_kind.items():
+        counts["next_due_ms"] = _millis(next_due.get(kind))
+    every_kind["next_due_ms"] = _millis(min(next_due.values(), default=None))
+    return {**every_kind, "by_kind": by_kind}
 
 
 def held_count():
@@ -43,7 +89,7 @@ def held_count():
 
 def status(queue):
     """The whole picture: streams, dead letters, held mails (the count and the oldest),
-    deliveries by status."""
+    deliveries by kind and status."""
     return {
         "streams": queue.state(),
         "dead_letters": queue.dead_count(),

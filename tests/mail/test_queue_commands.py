@@ -1,6 +1,7 @@
 """`flask queue ...` and `flask users make-admin` against a queue in a known state."""
 
 import json
+import re
 
 import pytest
 
@@ -54,8 +55,14 @@ def test_status_json_tells_the_true_figures(flask_cli, known_state):
     assert (high["length"], high["pending"], high["lag"]) == (0, 0, 0)
     assert state["dead_letters"] == 1
     assert state["held"] == 0
-    assert state["deliveries"]["total"] == {"queued": 5, "sent": 1, "failed": 1, "held": 0}
-    assert state["deliveries"]["last_hour"] == {"queued": 5, "sent": 1, "failed": 1, "held": 0}
+    figures = {"scheduled": 0, "queued": 5, "sent": 1, "failed": 1, "held": 0, "canceled": 0}
+    cancellation = state["deliveries"]["by_kind"]["cancellation"]
+    assert (cancellation["total"], cancellation["last_hour"]) == (figures, figures)
+    assert cancellation["next_due_ms"] is None
+    # Every kind together: the cancelled appointments' reminders are canceled, not owed.
+    owed = {status: figures[status] for status in ("scheduled", "queued", "sent", "failed", "held")}
+    for period in ("total", "last_hour"):
+        assert {status: state["deliveries"][period][status] for status in owed} == owed
 
 
 def test_status_table_shows_the_same(flask_cli, known_state):
@@ -65,9 +72,12 @@ def test_status_table_shows_the_same(flask_cli, known_state):
     assert default_line.split()[:4] == ["default", "5", "3", "2"]
     assert any(line.split()[:3] == ["default", "gone-worker", "3"] for line in output.splitlines())
     assert "dead letters: 1" in output
-    assert "retries waiting: 0" in output
+    # The booked appointments' reminders wait in Redis as retries do.
+    assert re.search(r"^retries and scheduled mails waiting: \d+$", output, re.M)
     total = next(line for line in output.splitlines() if line.startswith("total"))
-    assert total.split() == ["total", "5", "1", "1", "0"]
+    assert total.split()[:7] == ["total", "0", "—", "5", "1", "1", "0"]
+    cancellation = next(line for line in output.splitlines() if line.startswith("cancellation"))
+    assert cancellation.split() == ["cancellation", "0", "—", "5", "1", "1", "0", "0"]
 
 
 def test_dead_lists_event_recipient_attempts_and_error(flask_cli, known_state):
