@@ -426,3 +426,15 @@ def test_every_setting_is_in_the_example_environment():
     missing = set(VARIABLES) - written - {"APP_SECRET"}
     missing |= set(settings.RATE_LIMIT_DEFAULTS) - written
     assert not missing, f".env.example lacks {sorted(missing)}"
+
+
+def test_the_example_environment_starts_as_make_run_reads_it(environment):
+    # `make run` copies .env.example to .env, and honcho reads it: an unquoted value with
+    # spaces loses them there ("600 per minute" became "600perminute").
+    from honcho.environ import parse
+
+    example = (Path(settings.__file__).parents[1] / ".env.example").read_text()
+    for name, value in parse(example).items():
+        environment.setenv(name, value)
+    config = checked()
+    assert config["RATE_LIMIT_DEFAULT"] == settings.RATE_LIMIT_DEFAULTS["RATE_LIMIT_DEFAULT"]
