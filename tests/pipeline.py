@@ -99,6 +99,19 @@ class Shop:
 
 
 @pytest.fixture
+def flask_cli(app):
+    """Run a `flask ...` command of the app; a command that crashed fails the test."""
+    runner = app.test_cli_runner()
+
+    def run(*args):
+        result = runner.invoke(args=list(args))
+        assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+        return result
+
+    return run
+
+
+@pytest.fixture
 def shop(app, client, api, slot):
     return Shop(app, client, api, slot)
 

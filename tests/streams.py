@@ -5,8 +5,10 @@ priority streams, the delivery rows; and running a worker until a condition hold
 """
 
 import time
+import uuid
+from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from gobarber.extensions import db, mail_queue, redis_store
 from gobarber.models import MailDelivery
@@ -74,3 +76,29 @@ def run_until_settled(worker, condition, *, what, timeout=10.0):
         if time.monotonic() > deadline:
             raise AssertionError(f"worker passes for {timeout}s did not bring about {what}")
         worker.loop()
+
+
+def insert_deliveries(app, count, *, kind, appointment_id, recipient, **columns):
+    """Write `count` queued, published delivery rows in one statement (backlogs of
+    thousands); return their rows as dicts."""
+    created = datetime.now(UTC)
+    rows = [
+        {
+            "event_id": str(uuid.uuid4()),
+            "kind": kind,
+            "priority": "default",
+            "appointment_id": appointment_id,
+            "recipient": recipient,
+            "status": "queued",
+            "attempts": 0,
+            "created_at": created,
+            "updated_at": created,
+            "published_at": created,
+            **columns,
+        }
+        for _ in range(count)
+    ]
+    with app.app_context():
+        db.session.execute(insert(MailDelivery), rows)
+        db.session.commit()
+    return rows

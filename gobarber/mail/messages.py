@@ -67,7 +67,7 @@ def message_id(event_id):
     return f"<{event_id}@{domain}>"
 
 
-def _cancellation_context(delivery):
+def _appointment_of(delivery):
     # One query for the appointment and both people, none when the session has them.
     appointment = db.session.get(
         Appointment,
@@ -76,6 +76,11 @@ def _cancellation_context(delivery):
     )
     if appointment is None:
         raise Unrenderable(f"appointment {delivery.appointment_id} not found")
+    return appointment
+
+
+def _cancellation_context(delivery):
+    appointment = _appointment_of(delivery)
     provider = appointment.provider
     context = {
         "provider": provider.name,
@@ -115,14 +120,7 @@ def _password_reset_context(delivery):
 
 
 def _reminder_context(delivery):
-    # One query for the appointment and both people, none when the session has them.
-    appointment = db.session.get(
-        Appointment,
-        delivery.appointment_id or 0,
-        options=[joinedload(Appointment.provider), joinedload(Appointment.user)],
-    )
-    if appointment is None:
-        raise Unrenderable(f"appointment {delivery.appointment_id} not found")
+    appointment = _appointment_of(delivery)
     customer = appointment.user
     context = {
         "customer": customer.name,

@@ -113,27 +113,26 @@ def queue_page(user):
     )
 
 
-@bp.post("/queue/retry")
-@admin_required
-def retry(user):
+def _act_on_events(action, *, verb, done):
+    """Apply `action` to the form's event (or every one, `all=1`), say what it did, and go
+    back to the queue page."""
     event_id = request.form.get("event_id") or None
     every = request.form.get("all") == "1"
     if not every and event_id is None:
-        flash("Nothing to retry: no event given.")
+        flash(f"Nothing to {verb}: no event given.")
     else:
-        retried = operations.retry(mail_queue.get(), event_id=None if every else event_id)
-        flash(f"Put back {len(retried)} mail(s)." if retried else "Nothing to retry.")
+        changed = action(mail_queue.get(), event_id=None if every else event_id)
+        flash(done.format(len(changed)) if changed else f"Nothing to {verb}.")
     return redirect(url_for("admin.queue_page"))
+
+
+@bp.post("/queue/retry")
+@admin_required
+def retry(user):
+    return _act_on_events(operations.retry, verb="retry", done="Put back {} mail(s).")
 
 
 @bp.post("/queue/release")
 @admin_required
 def release(user):
-    event_id = request.form.get("event_id") or None
-    every = request.form.get("all") == "1"
-    if not every and event_id is None:
-        flash("Nothing to release: no event given.")
-    else:
-        released = operations.release(mail_queue.get(), event_id=None if every else event_id)
-        flash(f"Released {len(released)} mail(s)." if released else "Nothing to release.")
-    return redirect(url_for("admin.queue_page"))
+    return _act_on_events(operations.release, verb="release", done="Released {} mail(s).")

@@ -7,17 +7,16 @@ second even in the middle of a default batch.
 
 import re
 import time
-import uuid
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import select
 
 from gobarber.extensions import db
 from gobarber.mail import outbox
 from gobarber.models import MailDelivery
-from gobarber.shop_time import now
 from gobarber.testing import wait_until
 from tests.mobile_client import Client
+from tests.streams import insert_deliveries
 
 pytestmark = pytest.mark.postgres_only
 
@@ -83,25 +82,10 @@ def test_forgot_mail_reset_over_http(processes, smtp_server):
 
 def pile_up_cancellation_mails(app, appointment_id, recipient, count, queue):
     """Queue `count` more mails of one cancelled appointment, as rows and default entries."""
-    created = now()
-    rows = [
-        {
-            "event_id": str(uuid.uuid4()),
-            "kind": "cancellation",
-            "priority": "default",
-            "appointment_id": appointment_id,
-            "recipient": recipient,
-            "status": "queued",
-            "attempts": 0,
-            "created_at": created,
-            "updated_at": created,
-            "published_at": created,
-        }
-        for _ in range(count)
-    ]
+    rows = insert_deliveries(
+        app, count, kind="cancellation", appointment_id=appointment_id, recipient=recipient
+    )
     with app.app_context():
-        db.session.execute(insert(MailDelivery), rows)
-        db.session.commit()
         pipe = queue.redis.pipeline(transaction=False)
         for row in rows:
             pipe.xadd(queue.stream_key("default"), outbox.entry_fields(MailDelivery(**row)))

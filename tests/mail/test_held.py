@@ -30,18 +30,6 @@ def config_overrides():
     return {"CANCELLATION_MAILS_PER_DAY": CAP}
 
 
-@pytest.fixture
-def flask_cli(app):
-    runner = app.test_cli_runner()
-
-    def run(*args):
-        result = runner.invoke(args=list(args))
-        assert result.exception is None or isinstance(result.exception, SystemExit), result.output
-        return result
-
-    return run
-
-
 def stream_events(queue):
     """The event ids on the default stream, oldest first."""
     return [fields["event_id"] for _, fields in queue.redis.xrange(queue.stream_key("default"))]

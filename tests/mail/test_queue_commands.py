@@ -11,18 +11,6 @@ pytestmark = pytest.mark.sends_mail
 
 
 @pytest.fixture
-def flask_cli(app):
-    runner = app.test_cli_runner()
-
-    def run(*args):
-        result = runner.invoke(args=list(args))
-        assert result.exception is None or isinstance(result.exception, SystemExit), result.output
-        return result
-
-    return run
-
-
-@pytest.fixture
 def known_state(shop, worker, smtp_server, redis_conn, queue, api):
     """One mail sent, one dead-lettered (550), three pending for a dead consumer, two unread."""
     shop.cancellation()

@@ -4,11 +4,10 @@ was cancelled. Real PostgreSQL, Redis and SMTP; worker and reaper passes driven 
 
 import threading
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 
 from consumers.loop import Stop
 from consumers.reaper import Reaper
@@ -17,7 +16,7 @@ from gobarber.extensions import db
 from gobarber.mail import outbox
 from gobarber.models import Appointment, MailDelivery
 from gobarber.testing import wait_until
-from tests.streams import owed, run_until_settled
+from tests.streams import insert_deliveries, owed, run_until_settled
 from tests.wording import MONTHS_PT_BR
 
 pytestmark = pytest.mark.sends_mail
@@ -246,26 +245,15 @@ def test_a_reminder_never_published_is_rescheduled_not_sent_early(
 
 def insert_reminders(app, appointment_id, recipient, count, due_at):
     """Write `count` reminder rows of one appointment, as published; return their fields."""
-    created = datetime.now(UTC)
-    rows = [
-        {
-            "event_id": str(uuid.uuid4()),
-            "kind": "reminder",
-            "priority": "default",
-            "appointment_id": appointment_id,
-            "recipient": recipient,
-            "status": "queued",
-            "attempts": 0,
-            "created_at": created,
-            "updated_at": created,
-            "published_at": created,
-            "due_at": due_at,
-        }
-        for _ in range(count)
-    ]
+    rows = insert_deliveries(
+        app,
+        count,
+        kind="reminder",
+        appointment_id=appointment_id,
+        recipient=recipient,
+        due_at=due_at,
+    )
     with app.app_context():
-        db.session.execute(insert(MailDelivery), rows)
-        db.session.commit()
         query = select(MailDelivery).where(MailDelivery.event_id.in_([r["event_id"] for r in rows]))
         fields = [outbox.entry_fields(row) for row in db.session.scalars(query)]
         db.session.expunge_all()

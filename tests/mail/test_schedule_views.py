@@ -42,18 +42,6 @@ def shown_utc(moment):
 
 
 @pytest.fixture
-def flask_cli(app):
-    runner = app.test_cli_runner()
-
-    def run(*args):
-        result = runner.invoke(args=list(args))
-        assert result.exception is None or isinstance(result.exception, SystemExit), result.output
-        return result
-
-    return run
-
-
-@pytest.fixture
 def outbox(app, api, slot):
     """A reminder due in 2 hours and one due in 10 minutes, one whose time has come, a
     failed and a canceled reminder; a sent cancellation (three hours old) and a held one;
