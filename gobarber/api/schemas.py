@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSche
 
 from gobarber.models.mail_delivery import DeliveryStatus
 from gobarber.services.appointments import is_cancelable, is_past
-from gobarber.shop_time import iso_utc, now
+from gobarber.shop_time import iso_utc
 
 _DATE_TIME = WithJsonSchema({"type": "string", "format": "date-time"})
 
@@ -294,16 +294,18 @@ class CancellationMail(ResponseBody):
     @classmethod
     def of(cls, delivery):
         """Show a delivery row, or None when no mail was queued."""
-        if delivery is None:
-            return None
-        return cls(
-            status=delivery.status,
-            attempts=delivery.attempts,
-            last_error=delivery.last_error,
-            queued_at=delivery.created_at,
-            sent_at=delivery.sent_at,
-            failed_at=delivery.failed_at,
-        )
+        return None if delivery is None else cls(**cls._fields(delivery))
+
+    @classmethod
+    def _fields(cls, delivery):
+        return {
+            "status": delivery.shown_status,
+            "attempts": delivery.attempts,
+            "last_error": delivery.last_error,
+            "queued_at": delivery.created_at,
+            "sent_at": delivery.sent_at,
+            "failed_at": delivery.failed_at,
+        }
 
 
 class ReminderMail(CancellationMail):
@@ -313,22 +315,8 @@ class ReminderMail(CancellationMail):
     due_at: UtcTime
 
     @classmethod
-    def of(cls, delivery):
-        """Show a reminder's delivery row, or None when none was scheduled."""
-        if delivery is None:
-            return None
-        status = delivery.status
-        if status == DeliveryStatus.QUEUED and delivery.due_at > now():
-            status = DeliveryStatus.SCHEDULED
-        return cls(
-            status=status,
-            attempts=delivery.attempts,
-            last_error=delivery.last_error,
-            queued_at=delivery.created_at,
-            sent_at=delivery.sent_at,
-            failed_at=delivery.failed_at,
-            due_at=delivery.due_at,
-        )
+    def _fields(cls, delivery):
+        return {**super()._fields(delivery), "due_at": delivery.due_at}
 
 
 class AppointmentDetail(AppointmentOut):

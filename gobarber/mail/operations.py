@@ -81,21 +81,16 @@ def delivery_counts():
     return {**every_kind, "by_kind": by_kind}
 
 
-def held_count():
-    """How many mails are held for an operator's release."""
-    query = select(func.count()).where(MailDelivery.status == DeliveryStatus.HELD)
-    return db.session.scalar(query)
-
-
 def status(queue):
     """The whole picture: streams, dead letters, held mails (the count and the oldest),
     deliveries by kind and status."""
+    deliveries = delivery_counts()
     return {
         "streams": queue.state(),
         "dead_letters": queue.dead_count(),
-        "held": held_count(),
+        "held": deliveries["total"][DeliveryStatus.HELD],
         "held_mails": held_mails(),
-        "deliveries": delivery_counts(),
+        "deliveries": deliveries,
     }
 
 

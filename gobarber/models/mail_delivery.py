@@ -9,6 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from gobarber.extensions import db
 from gobarber.models.base import Timestamps, UTCDateTime
 from gobarber.models.password_reset import PasswordReset
+from gobarber.shop_time import now
 
 
 class MailKind(StrEnum):
@@ -63,5 +64,13 @@ class MailDelivery(Timestamps, db.Model):
     )
 
     password_reset: Mapped[PasswordReset | None] = relationship()
+
+    @property
+    def shown_status(self):
+        """The status clients and operators see: `scheduled` for a queued mail not yet due."""
+        due_later = self.due_at is not None and self.due_at > now()
+        if self.status == DeliveryStatus.QUEUED and due_later:
+            return DeliveryStatus.SCHEDULED
+        return self.status
 
     __table_args__ = (Index("ix_mail_deliveries_status_published_at", "status", "published_at"),)
