@@ -10,7 +10,6 @@ import re
 from datetime import timedelta
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import update
 
 from gobarber.extensions import db
@@ -18,6 +17,7 @@ from gobarber.mail import outbox
 from gobarber.models import MailDelivery, User
 from gobarber.shop_time import now
 from tests.admin_forms import TOKEN, admin_sign_in
+from tests.scrape import metric_values
 from tests.streams import run_until_settled
 
 pytestmark = pytest.mark.sends_mail
@@ -51,13 +51,7 @@ def held(shop, cancels):
 
 
 def held_gauge(client):
-    response = client.get("/metrics")
-    assert response.status_code == 200
-    for family in text_string_to_metric_families(response.data.decode()):
-        for sample in family.samples:
-            if sample.name == "gobarber_mail_held":
-                return sample.value
-    raise AssertionError("no gobarber_mail_held in /metrics")
+    return metric_values(client)[("gobarber_mail_held", ())]
 
 
 def test_the_cancel_past_the_cap_answers_200_with_its_mail_held(shop, cancels, client):

@@ -14,7 +14,6 @@ import uuid
 from datetime import UTC, timedelta
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import make_url
 
 from gobarber import create_app
@@ -24,6 +23,7 @@ from gobarber.models.mail_delivery import DeliveryStatus, MailKind
 from gobarber.shop_time import now
 from tests.admin_forms import admin_sign_in
 from tests.apps import clean_redis, make_config
+from tests.scrape import metric_values
 
 STATUSES = ("scheduled", "queued", "sent", "failed", "held", "canceled")
 
@@ -157,18 +157,8 @@ def test_the_admin_page_shows_the_same_table(app, api, client, outbox):
     assert cells("total") == ["total", "2", soon, "2", "1", "1", "1", "1"]
 
 
-def metric_samples(client):
-    response = client.get("/metrics")
-    assert response.status_code == 200, response.data
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(response.data.decode())
-        for sample in family.samples
-    }
-
-
 def test_metrics_gauge_the_scheduled_mails_by_kind(client, outbox):
-    samples = metric_samples(client)
+    samples = metric_values(client)
 
     def of(name, kind):
         return samples.get((name, (("kind", kind),)))
@@ -183,7 +173,7 @@ def test_metrics_gauge_the_scheduled_mails_by_kind(client, outbox):
 
 
 def test_metrics_count_every_kind_from_zero(client):
-    samples = metric_samples(client)
+    samples = metric_values(client)
 
     for state in ("queued", "sent", "failed", "retried", "dead"):
         for kind in MailKind:
@@ -210,7 +200,7 @@ def test_metrics_answer_without_the_outbox_gauges_when_the_database_fails(
     app = create_app(config)
     caplog.set_level(logging.WARNING, logger="gobarber.mail.metrics")
     try:
-        samples = metric_samples(app.test_client())
+        samples = metric_values(app.test_client())
     finally:
         clean_redis(config["MAIL_STREAM_PREFIX"])
 

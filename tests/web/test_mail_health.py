@@ -12,7 +12,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import redis
-from prometheus_client.parser import text_string_to_metric_families
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -21,6 +20,7 @@ from gobarber.shop_time import now
 from gobarber.testing import free_port, wait_until
 from tests.apps import private_app
 from tests.mobile_client import Client
+from tests.scrape import metric_values
 from tests.streams import abandon
 
 pytestmark = pytest.mark.sends_mail
@@ -29,13 +29,7 @@ TEN_MINUTES_MS = 600_000
 
 
 def workers_alive_gauge(client):
-    response = client.get("/metrics")
-    assert response.status_code == 200
-    for family in text_string_to_metric_families(response.data.decode()):
-        for sample in family.samples:
-            if sample.name == "gobarber_mail_workers_alive":
-                return sample.value
-    raise AssertionError("/metrics has no gobarber_mail_workers_alive")
+    return metric_values(client)[("gobarber_mail_workers_alive", ())]
 
 
 def test_a_worker_pass_makes_mail_health_200(app, client, worker, redis_conn):

@@ -6,21 +6,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from gobarber.testing import wait_until
 from tests.apps import private_app
 from tests.mobile_client import Client
+from tests.scrape import metric_values
 from tests.streams import run_until_settled
 
 pytestmark = pytest.mark.sends_mail
-
-
-def metric_values(client):
-    """Parse /metrics as Prometheus text; return {(name, labels...): value}."""
-    response = client.get("/metrics")
-    assert response.status_code == 200
-    assert response.headers["Content-Type"].startswith("text/plain")
-    values = {}
-    for family in text_string_to_metric_families(response.data.decode()):
-        for sample in family.samples:
-            values[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-    return values
 
 
 def test_health_is_200_when_everything_answers(client):
