@@ -21,7 +21,7 @@ from tests.apps import ADMIN_URL, USE_SQLITE, libpq, migrate, running_app, shop_
 from tests.people import Api
 from tests.queries import QueryCounter
 
-pytest_plugins = ["tests.pipeline"]
+pytest_plugins = ["tests.pipeline", "tests.topologies"]
 
 
 @pytest.fixture(scope="session", autouse=True)
