@@ -15,17 +15,17 @@ import threading
 
 import redis
 from dotenv import load_dotenv
-from redis.exceptions import ExecAbortError, ReadOnlyError
 from sqlalchemy.exc import SQLAlchemyError
 
 from gobarber import create_app, logs
 from gobarber.backoff import compute_backoff
 from gobarber.config import ConfigError
 from gobarber.readiness import ServiceUnreachable, wait_for_services
+from gobarber.redis_connection import REDIS_ERRORS
 
 log = logging.getLogger(__name__)
 
-RECOVERABLE = (redis.RedisError, SQLAlchemyError, OSError)
+RECOVERABLE = (*REDIS_ERRORS, SQLAlchemyError, OSError)
 ERROR_BACKOFF_BASE_S = 0.5
 ERROR_BACKOFF_MAX_S = 30.0
 
@@ -114,9 +114,10 @@ def _back_off(consumer, stop, error, failures):
     delay = compute_backoff(failures, base=ERROR_BACKOFF_BASE_S, cap=ERROR_BACKOFF_MAX_S)
     what = type(error).__name__
     log.warning("%s: %s: %s; retrying in %.1fs", consumer.name, what, error, delay)
-    if isinstance(error, ReadOnlyError | ExecAbortError):
-        # The node answering is a replica now (a failover demoted it): new connections
-        # find the primary again through the same address.
+    if isinstance(error, REDIS_ERRORS):
+        # The node answering may be a replica now (a failover demoted it), or no longer
+        # serve the slot (a resharding moved it): new connections, and a cluster client's
+        # fresh slot map, find where the keys live now.
         consumer.reconnect()
     stop.wait(delay)
     return failures

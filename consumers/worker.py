@@ -43,6 +43,9 @@ class MailWorker:
 
     def initialize(self):
         self.queue.ensure_group()
+        # Also after an error: a batch whose settling failed (a slot moving, a failover)
+        # is still this consumer's, and is read again before anything new.
+        self.history = self.queue.own_pending(self.name)
         log.info(
             "worker %s reading %s as group %s", self.name, self.queue.stream_keys, self.queue.group
         )

@@ -71,6 +71,43 @@ def _origins(raw):
     return "*" if origins in ([], ["*"]) else origins
 
 
+def sentinel_addresses(raw):
+    """Turn `host:port,host:port` into [(host, port)]; the port defaults to 26379."""
+    addresses = []
+    for item in (raw or "").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        host, _, port = item.rpartition(":") if ":" in item else (item, "", "26379")
+        host = host.strip("[]")
+        if not host or not port.isdigit():
+            raise ConfigError(f"REDIS_SENTINELS has {item!r}; use host:port,host:port")
+        addresses.append((host, int(port)))
+    return addresses
+
+
+def parse_shards(raw, total):
+    """Turn `0-3,6` into the sorted shard numbers it names; None or empty: all of them."""
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return tuple(range(total))
+    if not isinstance(raw, str):
+        numbers = {int(number) for number in raw}
+    else:
+        numbers = set()
+        for item in raw.split(","):
+            first, _, last = item.strip().partition("-")
+            if not first.isdigit() or not (last.isdigit() or last == ""):
+                raise ConfigError(f"MAIL_SHARDS has {item.strip()!r}; write e.g. 0-3,6")
+            numbers.update(range(int(first), int(last or first) + 1))
+    outside = sorted(number for number in numbers if not 0 <= number < total)
+    if outside or not numbers:
+        raise ConfigError(
+            f"MAIL_SHARDS names shard {outside[0] if outside else '(none)'}; with "
+            f"MAIL_STREAM_SHARDS={total} the shards are 0-{total - 1}"
+        )
+    return tuple(sorted(numbers))
+
+
 def database_uri(url):
     """Point PostgreSQL URLs at psycopg 3; hosts hand out both postgres:// and postgresql://."""
     for scheme in ("postgres://", "postgresql://"):
@@ -107,6 +144,12 @@ def from_environment():
         "SECRET_KEY": _env("SECRET_KEY") or _env("APP_SECRET"),
         "SQLALCHEMY_DATABASE_URI": database_uri(_env("DATABASE_URL", "sqlite:///gobarber.db")),
         "REDIS_URL": _env("REDIS_URL", "redis://localhost:6379/0"),
+        # Past one Redis (gobarber/redis_connection.py): a cluster reached through any
+        # node of REDIS_URL, or the primary the sentinels name.
+        "REDIS_CLUSTER": _bool("REDIS_CLUSTER", False),
+        "REDIS_SENTINELS": _env("REDIS_SENTINELS", ""),
+        "REDIS_SENTINEL_SERVICE": _env("REDIS_SENTINEL_SERVICE", "gobarber"),
+        "REDIS_SENTINEL_PASSWORD": _env("REDIS_SENTINEL_PASSWORD"),
         "APP_URL": app_url,
         # Where the web pages are: the reset mail's link points here.
         "APP_WEB_URL": _env("APP_WEB_URL"),
@@ -148,6 +191,10 @@ def from_environment():
         "MAIL_SUPPRESS_SEND": False,
         "MAIL_STREAM_PREFIX": _env("MAIL_STREAM_PREFIX", "gobarber"),
         "MAIL_GROUP": _env("MAIL_GROUP", "mailers"),
+        # The streams' shards, each under a hash tag of its own; which ones this process
+        # reads (all when unset).
+        "MAIL_STREAM_SHARDS": _int("MAIL_STREAM_SHARDS", 1),
+        "MAIL_SHARDS": _env("MAIL_SHARDS"),
         "MAIL_MAX_ATTEMPTS": _int("MAIL_MAX_ATTEMPTS", 15),
         "MAIL_VISIBILITY_TIMEOUT": _int("MAIL_VISIBILITY_TIMEOUT", 60),
         "MAIL_RETRY_BASE": float(_env("MAIL_RETRY_BASE", "30")),
@@ -183,6 +230,22 @@ def _check_urls(config):
         parse_url(config["REDIS_URL"])
     except ValueError as error:
         raise ConfigError(f"REDIS_URL cannot be used: {error}") from None
+
+
+def _check_redis_mode(config):
+    sentinels = config.get("REDIS_SENTINELS") or ""
+    if isinstance(sentinels, str):
+        sentinels = sentinel_addresses(sentinels)
+    config["REDIS_SENTINELS"] = [tuple(address) for address in sentinels]
+    if config["REDIS_SENTINELS"] and config.get("REDIS_CLUSTER"):
+        raise ConfigError("REDIS_CLUSTER and REDIS_SENTINELS exclude each other; set one")
+    if config["REDIS_SENTINELS"] and not config.get("REDIS_SENTINEL_SERVICE"):
+        raise ConfigError("REDIS_SENTINEL_SERVICE must name the primary the sentinels watch")
+    if config.get("REDIS_CLUSTER") and parse_url(config["REDIS_URL"]).get("db", 0) != 0:
+        raise ConfigError("a Redis Cluster has database 0 only; end REDIS_URL with /0")
+    if not 1 <= config["MAIL_STREAM_SHARDS"] <= 1024:
+        raise ConfigError("MAIL_STREAM_SHARDS must be between 1 and 1024")
+    config["MAIL_SHARDS"] = parse_shards(config.get("MAIL_SHARDS"), config["MAIL_STREAM_SHARDS"])
 
 
 def development_secret(instance_path):
@@ -237,6 +300,7 @@ def _check_rate_limits(config):
 def validate(config, instance_path="instance"):
     """Refuse settings the app cannot run safely with."""
     _check_urls(config)
+    _check_redis_mode(config)
     # Unset, the web pages are where the API is (APP_URL as finally configured).
     config["APP_WEB_URL"] = (config.get("APP_WEB_URL") or config["APP_URL"]).rstrip("/")
     _check_secret(config, instance_path)

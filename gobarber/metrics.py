@@ -24,6 +24,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily
 
 from gobarber.extensions import redis_store
+from gobarber.redis_connection import REDIS_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ def increment(amounts):
             pipe.hincrby(counter_key(name), field, amount)
     try:
         pipe.execute()
-    except redis.RedisError as error:
+    except REDIS_ERRORS as error:
         log.debug("not counted (%s): %s", ", ".join(sorted({n for n, _ in amounts})), error)
 
 
@@ -202,7 +203,7 @@ class RequestCounts:
                 return
             try:
                 outbox.publish(batch, retry=retry)
-            except redis.RedisError as error:
+            except REDIS_ERRORS as error:
                 if not outbox.failing:
                     log.warning("HTTP request counts not published yet, kept: %s", error)
                 outbox.failing = True

@@ -10,13 +10,12 @@ import logging
 import socket
 import time
 
-import redis
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from gobarber.backoff import compute_backoff
 from gobarber.extensions import db, redis_store
-from gobarber.redis_connection import address
+from gobarber.redis_connection import REDIS_ERRORS, describe, hosts
 
 log = logging.getLogger(__name__)
 
@@ -68,15 +67,14 @@ def check_database(app):
 
 
 def check_redis(app):
-    """Raise ServiceUnreachable, naming host and port, if Redis does not answer."""
-    connection = redis_store.get(app)
+    """Raise ServiceUnreachable, naming the nodes or sentinels tried, if Redis does not
+    answer."""
     try:
-        connection.ping()
-    except redis.RedisError as error:
-        host = connection.connection_pool.connection_kwargs.get("host")
+        redis_store.get(app).ping()
+    except REDIS_ERRORS as error:
         raise ServiceUnreachable(
-            f"Redis at {address(connection)} unreachable: {error}",
-            permanent=not _resolves(host),
+            f"{describe(app.config)} unreachable: {error}",
+            permanent=not any(_resolves(host) for host in hosts(app.config)),
         ) from None
 
 

@@ -15,9 +15,8 @@ reads two keys instead of scanning the keyspace. All the keys share the queue's 
 import logging
 import time
 
-import redis
-
 from gobarber.extensions import redis_store
+from gobarber.redis_connection import REDIS_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +58,7 @@ class Heartbeats:
         pipe.zremrangebyscore(self.index_key, "-inf", wall - FORGET_AFTER_S)
         try:
             pipe.execute()
-        except redis.RedisError as error:
+        except REDIS_ERRORS as error:
             # The worker's own pass meets the same outage and backs off; the next pass beats.
             log.debug("heartbeat of %s skipped: %s", name, error)
             return False
@@ -74,7 +73,7 @@ class Heartbeats:
         pipe.zrem(self.index_key, name)
         try:
             pipe.execute()
-        except redis.RedisError as error:
+        except REDIS_ERRORS as error:
             log.info("heartbeat of %s left to expire: %s", name, error)
 
     def alive(self):

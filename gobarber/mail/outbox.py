@@ -16,16 +16,16 @@ import logging
 import uuid
 from datetime import timedelta
 
-import redis
 from flask import current_app
 from sqlalchemy import bindparam, func, or_, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from gobarber.extensions import db, mail_queue
-from gobarber.mail.queue import Priority
+from gobarber.mail.queue import Priority, shard_for
 from gobarber.mail.transitions import Transition, record
 from gobarber.models import Appointment, MailDelivery
 from gobarber.models.mail_delivery import DeliveryStatus, MailKind
+from gobarber.redis_connection import REDIS_ERRORS
 from gobarber.shop_time import now
 
 log = logging.getLogger(__name__)
@@ -34,8 +34,7 @@ log = logging.getLogger(__name__)
 def queue_cancellation_mail(*, appointment, held=False):
     """Add the provider's cancellation mail to the outbox (`held`: for an operator to
     release); the caller commits."""
-    delivery = MailDelivery(
-        event_id=str(uuid.uuid4()),
+    delivery = _new_delivery(
         kind=MailKind.CANCELLATION,
         priority=Priority.DEFAULT,
         appointment_id=appointment.id,
@@ -52,8 +51,7 @@ def queue_cancellation_mail(*, appointment, held=False):
 def queue_password_reset_mail(*, reset, user):
     """Add the mail carrying a password reset's link to the outbox, on the high-priority
     stream; the caller commits."""
-    delivery = MailDelivery(
-        event_id=str(uuid.uuid4()),
+    delivery = _new_delivery(
         kind=MailKind.PASSWORD_RESET,
         priority=Priority.HIGH,
         password_reset=reset,
@@ -66,6 +64,13 @@ def queue_password_reset_mail(*, reset, user):
     )
     db.session.add(delivery)
     return delivery
+
+
+def _new_delivery(**columns):
+    """A delivery row with a fresh event id, on the shard of the streams that id hashes to."""
+    event_id = str(uuid.uuid4())
+    shards = current_app.config["MAIL_STREAM_SHARDS"]
+    return MailDelivery(event_id=event_id, shard=shard_for(event_id, shards), **columns)
 
 
 def cancellation_delivery(*, appointment_id):
@@ -87,8 +92,7 @@ def queue_reminder(*, appointment):
     created_at = now()
     if due_at <= created_at:
         return None
-    delivery = MailDelivery(
-        event_id=str(uuid.uuid4()),
+    delivery = _new_delivery(
         kind=MailKind.REMINDER,
         priority=Priority.DEFAULT,
         appointment_id=appointment.id,
@@ -167,9 +171,9 @@ def _put_on_stream(delivery, queue):
     for a scheduled event: `release_due` records it once the event is on its stream)."""
     due_ms = _due_ms(delivery)
     if due_ms is not None:
-        queue.schedule(delivery.priority, entry_fields(delivery), due_ms)
+        queue.schedule(delivery.priority, entry_fields(delivery), due_ms, delivery.shard)
         return None
-    return queue.publish(delivery.priority, entry_fields(delivery))
+    return queue.publish(delivery.priority, entry_fields(delivery), delivery.shard)
 
 
 def publish(delivery, queue=None):
@@ -206,7 +210,7 @@ def publish_quietly(delivery, queue=None):
     """
     try:
         publish(delivery, queue)
-    except (redis.RedisError, SQLAlchemyError) as error:
+    except (*REDIS_ERRORS, SQLAlchemyError) as error:
         db.session.rollback()
         log.warning(
             "mail event %s not published (%s); the reaper will relay it",
@@ -253,7 +257,10 @@ def relay(*, unpublished_after, republish_after, limit=500, queue=None):
     rows = list(db.session.scalars(never))
     stale_rows = list(db.session.scalars(stale))
     found = queue.still_owed(
-        [(row.priority, row.stream_entry_id or "0-0", row.event_id) for row in stale_rows]
+        [
+            (row.priority, row.shard, row.stream_entry_id or "0-0", row.event_id)
+            for row in stale_rows
+        ]
     )
     rows += [row for row, there in zip(stale_rows, found, strict=True) if not there]
     for row in rows:

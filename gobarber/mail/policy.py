@@ -14,13 +14,13 @@ many times without a result is dead-lettered rather than handed out again.
 from dataclasses import dataclass
 from enum import StrEnum
 
-import redis
 from sqlalchemy.exc import SQLAlchemyError
 
 from gobarber.backoff import compute_backoff
 from gobarber.mail.messages import Unrenderable
 from gobarber.mail.smtp import error_text, is_permanent
 from gobarber.models.mail_delivery import DeliveryStatus
+from gobarber.redis_connection import REDIS_ERRORS
 
 
 class Action(StrEnum):
@@ -46,7 +46,7 @@ class Abandoned(Exception):
     """The consumer that held the entry went silent past the visibility timeout."""
 
 
-INFRASTRUCTURE = (SQLAlchemyError, redis.RedisError)
+INFRASTRUCTURE = (SQLAlchemyError, *REDIS_ERRORS)
 
 # Retry delays vary by up to a fifth at random: enough to spread mails that failed
 # together, little enough that MAIL_MAX_ATTEMPTS attempts span a known time.

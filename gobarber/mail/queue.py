@@ -3,18 +3,25 @@ command on them.
 
 Producers (the outbox), consumers (worker and reaper) and the operator views all go
 through `MailQueue`, so no other module speaks a raw stream command, builds a key or
-parses a reply. The keys live under one prefix inside one hash tag, so today the whole
-pipeline sits on one Redis Cluster slot; spreading it over several would change this
-module, not its callers, which only ever hand back the `Entry` objects it gave them.
+parses a reply. Callers only ever hand back the `Entry` objects it gave them.
+
+The queue is split into `MAIL_STREAM_SHARDS` shards. Each has a hash tag of its own
+(`{PREFIX}` for shard 0, so one shard keeps the keys of the unsharded queue, then
+`{PREFIX:1}`, `{PREFIX:2}`...) and under it its own priority streams, consumer group,
+dead letters, send locks and schedule, so every script and every MULTI touches one
+Redis Cluster slot, and a cluster spreads the shards over its masters. An event's shard
+is a hash of its event id; the outbox row records it.
 """
 
 import re
+import zlib
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cached_property
 
 import redis
 
+from gobarber.redis_connection import reconnect
 from gobarber.shop_time import now
 
 
@@ -92,6 +99,11 @@ class Pending:
     idle_ms: int
 
 
+def shard_for(event_id, shards):
+    """The shard an event goes to: a stable hash of its id, the same in every process."""
+    return zlib.crc32(event_id.encode()) % shards if shards > 1 else 0
+
+
 def _entries(stream, reply):
     return [Entry(stream, entry_id, fields or None) for entry_id, fields in reply]
 
@@ -107,11 +119,20 @@ end
 return false
 """
 
-# SET NX PX on every key; returns 1 for each lock taken, 0 for each held by someone else.
+# SET NX PX on every key; returns 1 for each lock taken (or held by this owner already,
+# whose batch failed to settle and is read again: its time is renewed), 0 for each held by
+# someone else.
 _SET_LOCKS = """
 local taken = {}
 for i, key in ipairs(KEYS) do
-  taken[i] = redis.call('SET', key, ARGV[1], 'NX', 'PX', ARGV[2]) and 1 or 0
+  if redis.call('SET', key, ARGV[1], 'NX', 'PX', ARGV[2]) then
+    taken[i] = 1
+  elseif redis.call('GET', key) == ARGV[1] then
+    redis.call('PEXPIRE', key, ARGV[2])
+    taken[i] = 1
+  else
+    taken[i] = 0
+  end
 end
 return taken
 """
@@ -153,20 +174,34 @@ DEAD_FIELD_CHARS = 1024
 
 
 class MailQueue:
-    """The consumer group, a stream per priority, the dead-letter stream and send locks."""
+    """The consumer group, a stream per priority, the dead-letter stream and send locks,
+    in every shard.
 
-    def __init__(self, connection, *, prefix, group, dead_max=10_000):
+    `reading` names the shards this process consumes (`MAIL_SHARDS`); producers and the
+    operator views reach every shard.
+    """
+
+    def __init__(self, connection, *, prefix, group, dead_max=10_000, shards=1, reading=None):
         self.redis = connection
         self.prefix = prefix
         self.group = group
         self.dead_max = dead_max
+        self.shards = tuple(range(shards))
+        self.reading = tuple(self.shards if reading is None else reading)
         self._read_by_priority = connection.register_script(_READ_BY_PRIORITY)
         self._set_locks = connection.register_script(_SET_LOCKS)
         self._release_due = connection.register_script(_RELEASE_DUE)
-        #: The stream keys in reading order, high first.
-        self.stream_keys = [self.stream_key(priority) for priority in READING_ORDER]
-        self._reading_order = {key: index for index, key in enumerate(self.stream_keys)}
-        self._due_keys = {key: f"{key}:due" for key in self.stream_keys}
+        self._streams = {
+            shard: [self.stream_key(priority, shard) for priority in READING_ORDER]
+            for shard in self.shards
+        }
+        self._shard_of = {key: shard for shard, keys in self._streams.items() for key in keys}
+        self._reading_order = {
+            key: index for keys in self._streams.values() for index, key in enumerate(keys)
+        }
+        #: The stream keys this process reads, shard by shard, high first in each.
+        self.stream_keys = [key for shard in self.reading for key in self._streams[shard]]
+        self._turn = 0  # where the next read starts among the shards read
 
     @classmethod
     def from_config(cls, connection, config):
@@ -175,43 +210,61 @@ class MailQueue:
             prefix=config["MAIL_STREAM_PREFIX"],
             group=config["MAIL_GROUP"],
             dead_max=config.get("MAIL_DEAD_MAX", 10_000),
+            shards=config.get("MAIL_STREAM_SHARDS", 1),
+            reading=config.get("MAIL_SHARDS"),
         )
 
     def reconnect(self):
-        """Drop the pool's connections (after a failover, the old ones reach a replica)."""
-        self.redis.connection_pool.disconnect()
+        """Drop the connections: after a failover the old ones reach a replica, after a
+        resharding the slot map is stale."""
+        reconnect(self.redis)
 
     # ---- keys ----------------------------------------------------------------------
 
-    @property
-    def _tag(self):
-        return "{" + self.prefix + "}"
+    def _tag(self, shard):
+        return "{" + self.prefix + (f":{shard}" if shard else "") + "}"
 
-    def stream_key(self, priority):
-        """Return the key of a priority's stream."""
-        return f"{self._tag}:mail:{Priority(priority)}"
+    def shard_of(self, entry):
+        """The shard an entry (anything with a `stream`) was read from."""
+        return self._shard_of[entry.stream]
+
+    def shard_for(self, event_id):
+        """The shard an event goes to."""
+        return shard_for(event_id, len(self.shards))
+
+    def stream_key(self, priority, shard=0):
+        """Return the key of a priority's stream in a shard."""
+        return f"{self._tag(shard)}:mail:{Priority(priority)}"
 
     @property
     def dead_key(self):
-        """The dead-letter stream."""
-        return f"{self._tag}:mail:dead"
+        """Shard 0's dead-letter stream."""
+        return self.dead_key_of(0)
 
-    def due_key(self, priority):
+    def dead_key_of(self, shard):
+        """A shard's dead-letter stream."""
+        return f"{self._tag(shard)}:mail:dead"
+
+    def due_key(self, priority, shard=0):
         """The sorted set of the priority's events waiting for a retry, by due time."""
-        return self._due_keys[self.stream_key(priority)]
+        return f"{self.stream_key(priority, shard)}:due"
 
-    def delayed_key(self, event_id):
+    def delayed_key(self, event_id, shard=0):
         """The hash holding a waiting event's entry fields until it is due."""
-        return f"{self._tag}:mail:delayed:{event_id}"
+        return f"{self._tag(shard)}:mail:delayed:{event_id}"
 
-    def lock_key(self, event_id):
+    def lock_key(self, event_id, shard=0):
         """The key that marks an event as being sent right now."""
-        return f"{self._tag}:mail:sending:{event_id}"
+        return f"{self._tag(shard)}:mail:sending:{event_id}"
+
+    def probe_key(self, shard):
+        """A key /health writes, to see that the shard's slot takes writes."""
+        return f"{self._tag(shard)}:mail:probe"
 
     # ---- producing -----------------------------------------------------------------
 
     def ensure_group(self):
-        """Create the consumer group on every stream; one that exists already is fine."""
+        """Create the consumer group on every stream read; one that exists already is fine."""
         for key in self.stream_keys:
             try:
                 self.redis.xgroup_create(key, self.group, id="0", mkstream=True)
@@ -219,29 +272,35 @@ class MailQueue:
                 if "BUSYGROUP" not in str(error):
                     raise
 
-    def publish(self, priority, fields):
-        """Add an event to its priority's stream; return the entry id."""
-        return self.redis.xadd(self.stream_key(priority), fields)
+    def _shard(self, shard, event_id):
+        return self.shard_for(event_id) if shard is None else shard
 
-    def schedule(self, priority, fields, due_ms):
+    def publish(self, priority, fields, shard=None):
+        """Add an event to its priority's stream in its shard; return the entry id."""
+        shard = self._shard(shard, fields["event_id"])
+        return self.redis.xadd(self.stream_key(priority, shard), fields)
+
+    def schedule(self, priority, fields, due_ms, shard=None):
         """Keep an event off its stream until `due_ms` (epoch milliseconds), waiting as a
         retry waits, until `release_due` puts it on. Scheduling it again moves its time."""
-        body = self.delayed_key(fields["event_id"])
+        event_id = fields["event_id"]
+        shard = self._shard(shard, event_id)
+        body = self.delayed_key(event_id, shard)
         pipe = self.redis.pipeline(transaction=True)
         pipe.delete(body)
         pipe.hset(body, mapping=fields)
-        pipe.zadd(self._due_keys[self.stream_key(priority)], {fields["event_id"]: int(due_ms)})
+        pipe.zadd(self.due_key(priority, shard), {event_id: int(due_ms)})
         pipe.execute()
 
     def still_owed(self, refs):
-        """For (priority, entry id, event id) triples, tell which events Redis still holds:
-        at that entry of their stream, or waiting for a retry."""
+        """For (priority, shard, entry id, event id) tuples, tell which events Redis still
+        holds: at that entry of their stream, or waiting for a retry."""
         if not refs:
             return []
         pipe = self.redis.pipeline(transaction=False)
-        for priority, entry_id, event_id in refs:
-            pipe.xrange(self.stream_key(priority), entry_id, entry_id)
-            pipe.exists(self.delayed_key(event_id))
+        for priority, shard, entry_id, event_id in refs:
+            pipe.xrange(self.stream_key(priority, shard), entry_id, entry_id)
+            pipe.exists(self.delayed_key(event_id, shard))
         found = pipe.execute()
         return [bool(found[i] or found[i + 1]) for i in range(0, len(found), 2)]
 
@@ -251,21 +310,37 @@ class MailQueue:
         """Return a reader of what `consumer` left pending before it last stopped."""
         return PendingHistory(self, consumer)
 
+    def _shards_in_turn(self):
+        """The shards read, starting one further at each call, so none starves another."""
+        start = self._turn % len(self.reading)
+        self._turn += 1
+        return self.reading[start:] + self.reading[:start]
+
     def read_new(self, consumer, *, count, block_ms):
-        """Read entries never delivered, high priority first; block when there are none."""
-        waiting = self._read_by_priority(keys=self.stream_keys, args=[self.group, consumer, count])
-        if waiting:
-            [(key, messages)] = waiting
-            # A script's reply is raw: each entry's fields come as a flat list.
-            return _entries(
-                key, [(i, dict(zip(f[::2], f[1::2], strict=True))) for i, f in messages]
-            )
+        """Read entries never delivered, one shard's batch at a time, high priority first
+        within the shard; block when no shard has any.
+
+        The shards take turns being looked at first. With several shards the blocking read
+        waits on one shard, for its share of `block_ms`, since a cluster cannot block on
+        keys of several slots at once; an entry arriving elsewhere is seen on the next turn.
+        """
+        order = self._shards_in_turn()
+        for shard in order:
+            keys = self._streams[shard]
+            waiting = self._read_by_priority(keys=keys, args=[self.group, consumer, count])
+            if waiting:
+                [(key, messages)] = waiting
+                # A script's reply is raw: each entry's fields come as a flat list.
+                return _entries(
+                    key, [(i, dict(zip(f[::2], f[1::2], strict=True))) for i, f in messages]
+                )
+        share_ms = max(1, block_ms // len(order))
         reply = self.redis.xreadgroup(
             self.group,
             consumer,
-            {key: ">" for key in self.stream_keys},
+            {key: ">" for key in self._streams[order[0]]},
             count=count,
-            block=block_ms,
+            block=share_ms,
         )
         entries = []
         for key, messages in sorted(reply or [], key=lambda item: self._reading_order[item[0]]):
@@ -273,12 +348,20 @@ class MailQueue:
         return entries
 
     def read_urgent(self, consumer, *, count):
-        """Read entries never delivered from the high stream only, without blocking: what
+        """Read entries never delivered from the high streams only, without blocking: what
         a worker in the middle of a default batch sends first."""
-        reply = self.redis.xreadgroup(
-            self.group, consumer, {self.stream_key(Priority.HIGH): ">"}, count=count
-        )
-        return [entry for key, messages in reply or [] for entry in _entries(key, messages)]
+        entries = []
+        for shard in self._shards_in_turn():
+            if len(entries) >= count:
+                break
+            reply = self.redis.xreadgroup(
+                self.group,
+                consumer,
+                {self.stream_key(Priority.HIGH, shard): ">"},
+                count=count - len(entries),
+            )
+            entries += [entry for key, messages in reply or [] for entry in _entries(key, messages)]
+        return entries
 
     def claim(self, consumer, held):
         """Take entries (anything with `stream` and `entry_id`) for `consumer`, resetting
@@ -309,18 +392,25 @@ class MailQueue:
     def lock(self, owner, entries, ttl_ms):
         """Mark readable entries' events as being sent by `owner`; return those now held.
 
-        One script call for the batch instead of a SET NX PX each (all keys share a slot).
-        An event another consumer is sending right now stays out of the result.
+        One script call per shard for the batch instead of a SET NX PX each. An event
+        another consumer is sending right now stays out of the result.
         """
-        readable = [entry for entry in entries if entry.is_readable]
-        if not readable:
-            return []
-        keys = [self.lock_key(entry.event_id) for entry in readable]
-        taken = self._set_locks(keys=keys, args=[owner, ttl_ms])
-        return [entry for entry, won in zip(readable, taken, strict=True) if won]
+        held = []
+        for shard, readable in self._by_shard(e for e in entries if e.is_readable).items():
+            keys = [self.lock_key(entry.event_id, shard) for entry in readable]
+            taken = self._set_locks(keys=keys, args=[owner, ttl_ms])
+            held += [entry for entry, won in zip(readable, taken, strict=True) if won]
+        return held
+
+    def _by_shard(self, entries):
+        grouped = {}
+        for entry in entries:
+            grouped.setdefault(self.shard_of(entry), []).append(entry)
+        return grouped
 
     def settle(self, *, acked=(), dead=(), requeued=(), later=(), unlock=()):
-        """Finish with entries in one MULTI/EXEC, and return where requeued events went.
+        """Finish with entries in one MULTI/EXEC per shard, and return where requeued
+        events went.
 
         `acked` are done; `dead` are (entry, reason) pairs copied to the dead-letter
         stream (capped at `dead_max`, roughly); `requeued` go back to the end of their
@@ -331,8 +421,23 @@ class MailQueue:
         locks. Nothing is acknowledged without its copy. Returns (event id, new entry
         id) pairs for the requeued entries that had a body.
         """
-        if not (acked or dead or requeued or later or unlock):
-            return []
+        work = {}
+        for name, items in (
+            ("acked", acked),
+            ("dead", dead),
+            ("requeued", requeued),
+            ("later", later),
+            ("unlock", unlock),
+        ):
+            for item in items:
+                entry = item[0] if isinstance(item, tuple) else item
+                work.setdefault(self.shard_of(entry), {}).setdefault(name, []).append(item)
+        moved = []
+        for shard, parts in work.items():
+            moved += self._settle_shard(shard, **parts)
+        return moved
+
+    def _settle_shard(self, shard, *, acked=(), dead=(), requeued=(), later=(), unlock=()):
         now_ms = _now_ms()
         pipe = self.redis.pipeline(transaction=True)
         for entry, reason in dead:
@@ -341,48 +446,91 @@ class MailQueue:
             copy.update(
                 stream=entry.stream, entry_id=entry.entry_id, error=reason[:500], dead_at=now_ms
             )
-            pipe.xadd(self.dead_key, copy, maxlen=self.dead_max, approximate=True)
+            pipe.xadd(self.dead_key_of(shard), copy, maxlen=self.dead_max, approximate=True)
         moved = [entry for entry in requeued if entry.fields]
         for entry in moved:
             pipe.xadd(entry.stream, {**entry.fields, "redeliveries": str(entry.deliveries)})
         waiting = [(entry, delay) for entry, delay in later if entry.fields and entry.is_readable]
         for entry, delay in waiting:
-            body = self.delayed_key(entry.event_id)
+            body = self.delayed_key(entry.event_id, shard)
             pipe.delete(body)
             pipe.hset(body, mapping=entry.fields)
-            pipe.zadd(self._due_keys[entry.stream], {entry.event_id: now_ms + int(delay * 1000)})
+            pipe.zadd(f"{entry.stream}:due", {entry.event_id: now_ms + int(delay * 1000)})
         finished = [*acked, *(entry for entry, _ in dead), *requeued, *(e for e, _ in waiting)]
         for stream, ids in _by_stream(finished).items():
             pipe.xack(stream, self.group, *ids)
             pipe.xdel(stream, *ids)
-        locks = [self.lock_key(entry.event_id) for entry in unlock if entry.is_readable]
+        locks = [self.lock_key(entry.event_id, shard) for entry in unlock if entry.is_readable]
         if locks:
             pipe.delete(*locks)
+        if not len(pipe):
+            return []
         results = pipe.execute()
         new_ids = results[len(dead) : len(dead) + len(moved)]
         return [(entry.event_id, new_id) for entry, new_id in zip(moved, new_ids, strict=True)]
 
     def release_due(self, *, count=100, now_ms=None):
-        """Put events whose retry is due back on their streams.
+        """Put events whose retry is due back on their streams, in every shard read.
 
         Returns the (event id, new entry id) pairs moved, and the seconds until the next
         waiting event is due (None when none waits).
         """
         now_ms = _now_ms() if now_ms is None else now_ms
-        keys = [*self.stream_keys, *(self._due_keys[key] for key in self.stream_keys)]
-        flat, next_due = self._release_due(keys=keys, args=[now_ms, count, self.delayed_key("")])
-        pairs = list(zip(flat[::2], flat[1::2], strict=True))
-        wait_s = max(0.0, (float(next_due) - now_ms) / 1000) if next_due else None
+        pairs, soonest = [], None
+        for shard in self.reading:
+            streams = self._streams[shard]
+            keys = [*streams, *(f"{key}:due" for key in streams)]
+            flat, next_due = self._release_due(
+                keys=keys, args=[now_ms, count, self.delayed_key("", shard)]
+            )
+            pairs += zip(flat[::2], flat[1::2], strict=True)
+            if next_due and (soonest is None or float(next_due) < soonest):
+                soonest = float(next_due)
+        wait_s = None if soonest is None else max(0.0, (soonest - now_ms) / 1000)
         return pairs, wait_s
+
+    # ---- health --------------------------------------------------------------------
+
+    def check_writable(self):
+        """Write a short-lived key in every shard's slot, where the pipeline's keys live:
+        a replica (READONLY), a node that does not own the slot (MOVED) or a cluster
+        that is down raises, where a PING to some node would not."""
+        pipe = self.redis.pipeline(transaction=False)
+        for shard in self.shards:
+            pipe.set(self.probe_key(shard), _now_ms(), px=60_000)
+        pipe.execute()
 
     # ---- operator views and actions ------------------------------------------------
 
-    def state(self):
-        """Length, pending, lag, oldest pending age and consumers of each priority stream."""
-        return [self._stream_state(priority) for priority in READING_ORDER]
+    def _shards_shown(self, shard):
+        return self.shards if shard is None else (shard,)
 
-    def _stream_state(self, priority):
-        key = self.stream_key(priority)
+    def state(self, shard=None):
+        """Length, pending, lag, oldest pending age and consumers of each priority's
+        streams, summed over the shards (or of one `shard`)."""
+        shown = self._shards_shown(shard)
+        return [
+            _combined([self._stream_state(priority, each) for each in shown])
+            for priority in READING_ORDER
+        ]
+
+    def shard_states(self):
+        """Each shard's entries waiting and pending, high and default together."""
+        states = []
+        for shard in self.shards:
+            streams = [self._stream_state(priority, shard) for priority in READING_ORDER]
+            states.append(
+                {
+                    "shard": shard,
+                    "lag": sum(state["lag"] or 0 for state in streams),
+                    "pending": sum(state["pending"] for state in streams),
+                    "scheduled": sum(state["scheduled"] for state in streams),
+                }
+            )
+        return states
+
+    def _stream_state(self, priority, shard):
+        key = self.stream_key(priority, shard)
         state = {
             "priority": str(priority),
             "stream": key,
@@ -391,7 +539,7 @@ class MailQueue:
             "lag": None,
             "oldest_pending_age_s": None,
             "consumers": [],
-            "scheduled": self.redis.zcard(self._due_keys[key]),
+            "scheduled": self.redis.zcard(self.due_key(priority, shard)),
         }
         groups = (
             {g["name"]: g for g in self.redis.xinfo_groups(key)} if self.redis.exists(key) else {}
@@ -417,23 +565,40 @@ class MailQueue:
         ]
         return state
 
-    def dead_count(self):
-        """How many entries the dead-letter stream holds."""
-        return self.redis.xlen(self.dead_key)
+    def dead_count(self, shard=None):
+        """How many entries the dead-letter streams hold."""
+        return sum(self.redis.xlen(self.dead_key_of(each)) for each in self._shards_shown(shard))
 
-    def dead_letters(self, limit=None):
-        """Return dead letters as (dead id, fields), newest first; all of them without `limit`."""
-        return self.redis.xrevrange(self.dead_key, count=limit)
+    def dead_letters(self, limit=None, shard=None):
+        """Return dead letters as (dead id, fields), newest first; all of them without
+        `limit`. A dead id names its shard too (`3:1700000000000-0`), but for shard 0."""
+        letters = []
+        for each in self._shards_shown(shard):
+            for dead_id, fields in self.redis.xrevrange(self.dead_key_of(each), count=limit):
+                letters.append((_entry_time(dead_id), _dead_id(each, dead_id), fields))
+        letters.sort(key=lambda letter: letter[0], reverse=True)
+        return [(dead_id, fields) for _, dead_id, fields in letters[:limit]]
 
     def drop_dead(self, dead_ids):
         """Remove dead letters once they are dealt with."""
-        if dead_ids:
-            self.redis.xdel(self.dead_key, *dead_ids)
+        by_shard = {}
+        for dead_id in dead_ids:
+            shard, _, entry_id = dead_id.rpartition(":")
+            by_shard.setdefault(int(shard or 0), []).append(entry_id)
+        for shard, ids in by_shard.items():
+            self.redis.xdel(self.dead_key_of(shard), *ids)
+
+    def stream_keys_of(self, shard):
+        """A shard's stream keys, high first."""
+        return list(self._streams[shard])
+
+    def _every_stream(self):
+        return [key for shard in self.shards for key in self._streams[shard]]
 
     def held_by(self, consumer, limit=10_000):
         """What `consumer` holds unacknowledged, on every stream, with idle times."""
         held = []
-        for key in self.stream_keys:
+        for key in self._every_stream():
             if not self.redis.exists(key):
                 continue
             names = {c["name"] for c in self.redis.xinfo_consumers(key, self.group)}
@@ -451,25 +616,28 @@ class MailQueue:
     def consumer_names(self):
         """Every consumer the group knows, on any stream."""
         names = set()
-        for key in self.stream_keys:
+        for key in self._every_stream():
             if self.redis.exists(key):
                 names |= {c["name"] for c in self.redis.xinfo_consumers(key, self.group)}
         return names
 
     def remove_consumer(self, consumer):
         """Drop `consumer` from the group on every stream (what it held is dropped too)."""
-        for key in self.stream_keys:
+        for key in self._every_stream():
             if self.redis.exists(key):
                 self.redis.xgroup_delconsumer(key, self.group, consumer)
 
 
 class PendingHistory:
-    """Reads a consumer's own pending entries from the start, a batch at a time."""
+    """Reads a consumer's own pending entries from the start, a batch at a time, shard by
+    shard."""
 
     def __init__(self, queue, consumer):
         self.queue = queue
         self.consumer = consumer
-        self._cursors = {key: "0" for key in queue.stream_keys}
+        self._cursors = {
+            shard: {key: "0" for key in queue._streams[shard]} for shard in queue.reading
+        }
 
     @property
     def exhausted(self):
@@ -477,21 +645,56 @@ class PendingHistory:
 
     def read(self, count):
         """Return the next batch of this consumer's pending entries; [] once none are left."""
-        if not self._cursors:
-            return []
-        reply = self.queue.redis.xreadgroup(
-            self.queue.group, self.consumer, self._cursors, count=count
-        )
-        entries = []
-        for key, messages in reply or []:
-            if messages:
-                self._cursors[key] = messages[-1][0]
-                entries += _entries(key, messages)
-            else:
-                del self._cursors[key]
-        if not reply:
-            self._cursors.clear()
-        return entries
+        while self._cursors:
+            shard, cursors = next(iter(self._cursors.items()))
+            reply = self.queue.redis.xreadgroup(
+                self.queue.group, self.consumer, cursors, count=count
+            )
+            entries = []
+            for key, messages in reply or []:
+                if messages:
+                    cursors[key] = messages[-1][0]
+                    entries += _entries(key, messages)
+                else:
+                    del cursors[key]
+            if not reply or not cursors:
+                del self._cursors[shard]
+            if entries:
+                return entries
+        return []
+
+
+def _combined(states):
+    """One priority's state over several shards: counts summed, the oldest age kept."""
+    if len(states) == 1:
+        return states[0]
+    ages = [state["oldest_pending_age_s"] for state in states]
+    consumers = {}
+    for state in states:
+        for consumer in state["consumers"]:
+            seen = consumers.setdefault(consumer["name"], {**consumer, "pending": 0})
+            seen["pending"] += consumer["pending"]
+            seen["idle_s"] = min(seen["idle_s"], consumer["idle_s"])
+    return {
+        "priority": states[0]["priority"],
+        "stream": ", ".join(state["stream"] for state in states),
+        "length": sum(state["length"] for state in states),
+        "pending": sum(state["pending"] for state in states),
+        "lag": sum(state["lag"] or 0 for state in states),
+        "oldest_pending_age_s": max((age for age in ages if age is not None), default=None),
+        "consumers": sorted(consumers.values(), key=lambda consumer: consumer["name"]),
+        "scheduled": sum(state["scheduled"] for state in states),
+        "shards": len(states),
+    }
+
+
+def _dead_id(shard, entry_id):
+    return f"{shard}:{entry_id}" if shard else entry_id
+
+
+def _entry_time(entry_id):
+    milliseconds, _, sequence = entry_id.partition("-")
+    return int(milliseconds), int(sequence or 0)
 
 
 def _by_stream(items):

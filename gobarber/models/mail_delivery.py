@@ -54,6 +54,8 @@ class MailDelivery(Timestamps, db.Model):
     last_error: Mapped[str | None] = mapped_column(Text)
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     stream_entry_id: Mapped[str | None] = mapped_column(String(40))
+    # Which shard of the streams the event goes to (gobarber/mail/queue.py).
+    shard: Mapped[int] = mapped_column(default=0, server_default="0")
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # When the mail is due (a reminder); None: at once.

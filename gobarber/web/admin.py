@@ -19,6 +19,7 @@ from flask import (
     url_for,
 )
 from flask_wtf.csrf import CSRFError
+from redis.exceptions import RedisClusterException
 
 from gobarber.errors import GobarberError, Unauthorized
 from gobarber.extensions import csrf, db, mail_queue
@@ -47,6 +48,7 @@ def _stale_form(error):
 
 
 @bp.errorhandler(redis.RedisError)
+@bp.errorhandler(RedisClusterException)
 def _redis_down(error):
     return unavailable_page()
 

@@ -13,7 +13,6 @@ import threading
 import time
 import weakref
 
-import redis
 from flask import Blueprint, current_app, request
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
@@ -22,6 +21,7 @@ from gobarber import metrics
 from gobarber.extensions import db, mail_queue, redis_store
 from gobarber.mail.heartbeats import Heartbeats
 from gobarber.mail.metrics import MailCollector
+from gobarber.redis_connection import REDIS_ERRORS
 
 bp = Blueprint("probes", __name__)
 
@@ -44,7 +44,7 @@ def _timed(check):
     started = time.perf_counter()
     try:
         check()
-    except (SQLAlchemyError, redis.RedisError, smtplib.SMTPException, OSError) as error:
+    except (SQLAlchemyError, *REDIS_ERRORS, smtplib.SMTPException, OSError) as error:
         return _failure(error)
     return {"ok": True, "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
 
@@ -141,7 +141,7 @@ def mail_health():
     server answers; else 503 naming what is wrong (`redis` when it cannot tell)."""
     try:
         checks = {"workers": _workers(), "pending": _pending()}
-    except redis.RedisError as error:
+    except REDIS_ERRORS as error:
         checks = {"redis": _shown(_failure(error))}
     checks["smtp"] = _shown(_smtp_cached())
     return _answer(checks)
@@ -154,7 +154,7 @@ def scrape():
     metrics.publish_pending()
     try:
         payload = metrics.exposition(MailCollector(mail_queue.get(), Heartbeats(current_app)))
-    except redis.RedisError as error:
+    except REDIS_ERRORS as error:
         return {"error": f"metrics unavailable: Redis does not answer ({error})"}, 503
     return payload, 200, {"Content-Type": "text/plain; version=0.0.4; charset=utf-8"}
 

@@ -13,11 +13,11 @@ import logging
 import re
 import secrets
 
-import redis
 from flask import g, render_template, request
 from flask_session.redis import RedisSessionInterface
 
 from gobarber.extensions import csrf, session_redis
+from gobarber.redis_connection import REDIS_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -58,14 +58,14 @@ class AdminSessions(RedisSessionInterface):
             return None
         try:
             return super().open_session(app, request)
-        except redis.RedisError as error:
+        except REDIS_ERRORS as error:
             log.warning("admin session not read, Redis does not answer: %s", error)
             return None
 
     def save_session(self, app, session, response):
         try:
             super().save_session(app, session, response)
-        except redis.RedisError as error:
+        except REDIS_ERRORS as error:
             log.warning("admin session not saved, Redis does not answer: %s", error)
             # Saving is the last step of a request, after every handler; the answer
             # already built (a page, a redirect after signing in) would be a lie.

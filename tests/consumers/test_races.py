@@ -76,8 +76,8 @@ def test_the_loop_recreates_a_group_redis_lost_while_it_runs(
     initialize = worker.initialize
 
     def counted_initialize():
-        initialized.append(True)
         initialize()
+        initialized.append(True)  # after: the group exists when the test destroys it
 
     worker.initialize = counted_initialize
     running = threading.Thread(target=run, args=(worker, worker.stop))

@@ -15,7 +15,7 @@ def test_a_scheduled_event_waits_off_its_stream_until_it_is_due(queue):
     queue.schedule("default", FIELDS, due)
 
     assert queue.redis.xlen(queue.stream_key("default")) == 0
-    assert queue.still_owed([("default", "0-0", EVENT)]) == [True]
+    assert queue.still_owed([("default", 0, "0-0", EVENT)]) == [True]
     moved, wait_s = queue.release_due(now_ms=due - 1)
     assert moved == []
     assert 0 < wait_s <= 0.001 + 1e-9
