@@ -57,11 +57,31 @@ def _deliveries_table(counts):
     return _table(["deliveries", "scheduled", "next due (UTC)", *after], rows)
 
 
+def _shard_option(command):
+    return click.option(
+        "--shard", type=int, default=None, help="Only this shard of the streams (0, 1, ...)."
+    )(command)
+
+
+def _queue_of(shard):
+    queue = mail_queue.get()
+    if shard is not None and shard not in queue.shards:
+        raise click.UsageError(
+            f"--shard {shard}: with MAIL_STREAM_SHARDS={len(queue.shards)} the shards are "
+            f"0-{len(queue.shards) - 1}"
+        )
+    return queue
+
+
 @queue_cli.command("status")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
-def status(as_json):
-    """Show streams, consumers, dead letters, held mails and deliveries by kind and status."""
-    state = operations.status(mail_queue.get())
+@_shard_option
+def status(as_json, shard):
+    """Show streams, consumers, dead letters, held mails and deliveries by kind and status.
+
+    With several shards the streams are summed over them, and a table shows each one's
+    backlog; --shard shows one shard's streams and dead letters."""
+    state = operations.status(_queue_of(shard), shard=shard)
     if as_json:
         click.echo(_json(state))
         return
@@ -81,6 +101,14 @@ def status(as_json):
             ],
         )
     )
+    if state["shards"]:
+        click.echo()
+        click.echo(
+            _table(
+                ["shard", "lag", "pending", "waiting"],
+                [[x["shard"], x["lag"], x["pending"], x["scheduled"]] for x in state["shards"]],
+            )
+        )
     consumers = [
         [s["priority"], c["name"], c["pending"], c["idle_s"]]
         for s in state["streams"]
@@ -107,9 +135,10 @@ def _when(ms):
 @queue_cli.command("dead")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 @click.option("--limit", default=100, show_default=True, help="Newest N dead letters.")
-def dead(as_json, limit):
+@_shard_option
+def dead(as_json, limit, shard):
     """List dead letters: event, kind, recipient, attempts, last error and when."""
-    letters = operations.dead_letters(mail_queue.get(), limit=limit)
+    letters = operations.dead_letters(_queue_of(shard), limit=limit, shard=shard)
     if as_json:
         click.echo(_json(letters))
         return

@@ -81,13 +81,15 @@ def delivery_counts():
     return {**every_kind, "by_kind": by_kind}
 
 
-def status(queue):
-    """The whole picture: streams, dead letters, held mails (the count and the oldest),
-    deliveries by kind and status."""
+def status(queue, *, shard=None):
+    """The whole picture: streams (summed over the shards, or of one `shard`), each
+    shard's backlog, dead letters, held mails (the count and the oldest), deliveries by
+    kind and status."""
     deliveries = delivery_counts()
     return {
-        "streams": queue.state(),
-        "dead_letters": queue.dead_count(),
+        "streams": queue.state(shard),
+        "shards": queue.shard_states() if shard is None and len(queue.shards) > 1 else [],
+        "dead_letters": queue.dead_count(shard),
         "held": deliveries["total"][DeliveryStatus.HELD],
         "held_mails": held_mails(),
         "deliveries": deliveries,
@@ -134,9 +136,10 @@ def _rows_of(event_ids):
     return {row.event_id: row for row in db.session.scalars(query)}
 
 
-def dead_letters(queue, limit=100):
-    """The newest dead letters, with the delivery row's recipient and attempts."""
-    entries = queue.dead_letters(limit)
+def dead_letters(queue, limit=100, *, shard=None):
+    """The newest dead letters (of every shard, or of one), with the delivery row's
+    recipient and attempts."""
+    entries = queue.dead_letters(limit, shard=shard)
     rows = _rows_of([fields.get("event_id") for _, fields in entries])
     letters = []
     for dead_id, fields in entries:

@@ -284,14 +284,22 @@ def relay(*, unpublished_after, republish_after, limit=500, queue=None):
     return len(rows)
 
 
-def republish_lost(entry_ids, queue=None):
+def republish_lost(entries, queue=None):
     """Publish again the still-queued rows whose entries Redis deleted while pending."""
-    query = select(MailDelivery).where(
-        MailDelivery.stream_entry_id.in_(entry_ids), MailDelivery.status == DeliveryStatus.QUEUED
-    )
-    for row in db.session.scalars(query):
-        log.warning("mail event %s was deleted while pending; publishing again", row.event_id)
-        publish(row, queue)
+    queue = queue or mail_queue.get()
+    by_shard = {}
+    for entry in entries:
+        by_shard.setdefault(queue.shard_of(entry), []).append(entry.entry_id)
+    for shard, entry_ids in by_shard.items():
+        # Entry ids are per stream: two shards may each have one of the same id.
+        query = select(MailDelivery).where(
+            MailDelivery.shard == shard,
+            MailDelivery.stream_entry_id.in_(entry_ids),
+            MailDelivery.status == DeliveryStatus.QUEUED,
+        )
+        for row in db.session.scalars(query):
+            log.warning("mail event %s was deleted while pending; publishing again", row.event_id)
+            publish(row, queue)
 
 
 def held_deliveries(*, event_id=None, limit=None):

@@ -374,8 +374,9 @@ class MailQueue:
     def reclaim_idle(self, consumer, *, min_idle_ms, count):
         """Take every entry idle longer than `min_idle_ms`, a batch at a time.
 
-        Yields (entries, deleted ids) per batch: Redis 7 reports the ids of entries that
-        were pending but are gone from the stream; Redis 6.2 returns them with no body.
+        Yields (entries, deleted) per batch: Redis 7 reports the ids of entries that were
+        pending but are gone from the stream, given here as entries without fields;
+        Redis 6.2 returns them among the entries, with no body.
         """
         for key in self.stream_keys:
             cursor = "0-0"
@@ -385,7 +386,7 @@ class MailQueue:
                 )
                 cursor, claimed = reply[0], reply[1]
                 deleted = reply[2] if len(reply) > 2 else []
-                yield _entries(key, claimed), deleted
+                yield _entries(key, claimed), [Entry(key, gone, None) for gone in deleted]
                 if cursor in ("0-0", "0"):
                     break
 
