@@ -10,11 +10,12 @@ import logging
 import socket
 import time
 
+from redis.exceptions import AskError, MovedError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from gobarber.backoff import compute_backoff
-from gobarber.extensions import db, redis_store
+from gobarber.extensions import db, mail_queue, redis_store
 from gobarber.redis_connection import REDIS_ERRORS, describe, hosts
 
 log = logging.getLogger(__name__)
@@ -68,9 +69,20 @@ def check_database(app):
 
 def check_redis(app):
     """Raise ServiceUnreachable, naming the nodes or sentinels tried, if Redis does not
-    answer."""
+    take writes where the mail keys live.
+
+    A single-node client pointed at a cluster node is refused at once: it would follow no
+    redirection, and every command on a slot another node serves would fail.
+    """
     try:
         redis_store.get(app).ping()
+        mail_queue.get(app).check_writable()
+    except (MovedError, AskError) as error:
+        raise ServiceUnreachable(
+            f"{describe(app.config)} is a Redis Cluster node that does not serve the mail "
+            f"keys ({error}); set REDIS_CLUSTER=true",
+            permanent=True,
+        ) from None
     except REDIS_ERRORS as error:
         raise ServiceUnreachable(
             f"{describe(app.config)} unreachable: {error}",
