@@ -11,6 +11,7 @@ entry to one of them, and the per-event send lock keeps workers from sending it 
 import logging
 
 from consumers.loop import consumer_name, main
+from gobarber import metrics
 from gobarber.extensions import db, mail_queue
 from gobarber.mail import outbox
 from gobarber.mail.delivery import Recovery
@@ -51,9 +52,10 @@ class Reaper:
         if self.passes:
             self.stop.wait(self.interval)
         self.passes += 1
-        reclaimed = self.reclaim()
-        released = self.release_due()
-        relayed = self.relay()
+        with metrics.batched():  # the pass's counts in one round trip
+            reclaimed = self.reclaim()
+            released = self.release_due()
+            relayed = self.relay()
         if reclaimed or released or relayed:
             log.info(
                 "reaper %s: %d reclaimed, %d retries due, %d relayed",

@@ -5,13 +5,15 @@ workers and mail workers may run anywhere, and each scrape of `/metrics` reads t
 shared totals. Counting never fails a request or a delivery. HTTP requests are counted
 in memory and published by a thread of the process that counts (`RequestCounts`), so a
 slow or hung Redis never holds a request up; other counts (`increment`) go straight to
-Redis and a Redis error only loses that tick. This module knows HTTP requests only; other
-parts of the app bring their own collectors to `exposition()` (the mail pipeline's are
-in `gobarber.mail.metrics`).
+Redis, or, inside `batched()`, at the end of the block (a worker's batch of mails), summed
+per field in one round trip; a Redis error only loses those counts. This module knows
+HTTP requests only; other parts of the app bring their own collectors to `exposition()`
+(the mail pipeline's are in `gobarber.mail.metrics`).
 """
 
 import atexit
 import contextlib
+import contextvars
 import logging
 import os
 import threading
@@ -44,23 +46,63 @@ MAX_PENDING_FIELDS = 1000
 RECEIPT_TTL_MS = 600_000
 
 
+# The counts of the `batched()` block running in this context, by (Redis client, hash
+# key, field); None outside one. The key and client are resolved when a count is given,
+# so the block may end outside the app context the counts were made in.
+_batch = contextvars.ContextVar("gobarber_metrics_batch", default=None)
+
+
 def counter_key(name):
     """The Redis hash holding the counters called `name`."""
     return f"{{{current_app.config['MAIL_STREAM_PREFIX']}}}:metrics:{name}"
 
 
 def increment(amounts):
-    """Add to counters, {(hash name, field): amount}, in one round trip."""
-    pipe = redis_store.get().pipeline(transaction=False)
+    """Add to counters, {(hash name, field): amount}, in one round trip; inside
+    `batched()`, with the block's other counts when it ends."""
+    client = redis_store.get()
+    batch = _batch.get()
+    if batch is None:
+        _send(client, {(counter_key(name), field): n for (name, field), n in amounts.items()})
+        return
     for (name, field), amount in amounts.items():
+        batch[client, counter_key(name), field] += amount
+
+
+@contextlib.contextmanager
+def batched():
+    """Hold back the block's counts, summed per field, and send them in one round trip
+    when it ends, also when it raises: what was counted was done and committed. A block
+    inside another adds to the outer one's counts."""
+    if _batch.get() is not None:
+        yield
+        return
+    batch = Counter()
+    token = _batch.set(batch)
+    try:
+        yield
+    finally:
+        _batch.reset(token)
+        by_client = {}
+        for (client, key, field), amount in batch.items():
+            by_client.setdefault(client, {})[key, field] = amount
+        for client, counts in by_client.items():
+            _send(client, counts)
+
+
+def _send(client, counts):
+    """HINCRBY (HINCRBYFLOAT for a float) each of `counts`, {(hash key, field): amount},
+    in one non-transactional pipeline; a Redis error loses them."""
+    pipe = client.pipeline(transaction=False)
+    for (key, field), amount in counts.items():
         if isinstance(amount, float):
-            pipe.hincrbyfloat(counter_key(name), field, amount)
+            pipe.hincrbyfloat(key, field, amount)
         else:
-            pipe.hincrby(counter_key(name), field, amount)
+            pipe.hincrby(key, field, amount)
     try:
         pipe.execute()
     except REDIS_ERRORS as error:
-        log.debug("not counted (%s): %s", ", ".join(sorted({n for n, _ in amounts})), error)
+        log.debug("not counted (%s): %s", ", ".join(sorted({k for k, _ in counts})), error)
 
 
 def read(name):

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
+from gobarber import metrics
 from gobarber.extensions import db
 from gobarber.mail.messages import (
     Unrenderable,
@@ -26,7 +27,6 @@ from gobarber.mail.messages import (
     void_reason,
 )
 from gobarber.mail.policy import INFRASTRUCTURE, Abandoned, Action, Decision, DeliveryPolicy
-from gobarber.mail.queue import Priority
 from gobarber.mail.smtp import SmtpSession
 from gobarber.mail.transitions import Transition, record
 from gobarber.models import Appointment, MailDelivery
@@ -112,16 +112,19 @@ class Deliverer:
 
     def deliver(self, entries):
         """Handle a batch and settle it in Redis; return the outcome."""
+        with metrics.batched():  # the batch's counts, settle included, in one round trip
+            return self._deliver(entries)
+
+    def _deliver(self, entries):
         outcome = Outcome()
         # Another consumer may hold the same event (the reaper requeued it while a slow
         # worker was still sending): only the holder of its send lock goes on.
         locked = self.queue.lock(self.consumer, entries, self.lock_ms)
         smtp = SmtpSession(self.app)
-        high = self.queue.stream_key(Priority.HIGH)
         look_for_urgent_at = time.monotonic() + URGENT_CHECK_S
         try:
             for entry in entries:
-                if entry.stream != high and time.monotonic() >= look_for_urgent_at:
+                if not self.queue.is_high(entry) and time.monotonic() >= look_for_urgent_at:
                     self._send_urgent(smtp, outcome, locked)
                     look_for_urgent_at = time.monotonic() + URGENT_CHECK_S
                 self._take(entry, locked, smtp, outcome)
@@ -278,6 +281,10 @@ class Recovery:
         Runs in an app context. Reads the rows as plain columns (thousands at a time),
         loads an ORM row only for a delivery that must be recorded as failed.
         """
+        with metrics.batched():
+            return self._recover(entries)
+
+    def _recover(self, entries):
         rows = self._rows([entry.event_id for entry in entries if entry.is_readable])
         outcome, failing = Outcome(), []
         for entry in entries:

@@ -1,5 +1,6 @@
-"""The mail pipeline's metrics: transitions counted as they happen, queue gauges at
-scrape time. `transitions.record` counts; `/metrics` renders `MailCollector`."""
+"""The mail pipeline's metrics: transitions counted as they happen (a worker's or the
+reaper's batch sends its counts together, at its end), queue gauges at scrape time.
+`transitions.record` counts; `/metrics` renders `MailCollector`."""
 
 import logging
 import math
