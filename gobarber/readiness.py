@@ -10,7 +10,7 @@ import logging
 import socket
 import time
 
-from redis.exceptions import AskError, MovedError
+from redis.exceptions import AskError, MovedError, ReadOnlyError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -83,6 +83,8 @@ def check_redis(app):
             f"keys ({error}); set REDIS_CLUSTER=true",
             permanent=True,
         ) from None
+    except ReadOnlyError as error:
+        raise ServiceUnreachable(f"{describe(app.config)} takes no writes: {error}") from None
     except REDIS_ERRORS as error:
         raise ServiceUnreachable(
             f"{describe(app.config)} unreachable: {error}",

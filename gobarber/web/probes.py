@@ -14,11 +14,12 @@ import time
 import weakref
 
 from flask import Blueprint, current_app, request
+from redis import exceptions as redis_errors
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from gobarber import metrics
-from gobarber.extensions import db, mail_queue, redis_store
+from gobarber.extensions import db, mail_queue
 from gobarber.mail.heartbeats import Heartbeats
 from gobarber.mail.metrics import MailCollector
 from gobarber.redis_connection import REDIS_ERRORS
@@ -34,9 +35,24 @@ HIDDEN_ERROR = "unreachable"
 _smtp_lock = threading.Lock()
 _smtp_results = weakref.WeakKeyDictionary()  # app -> (result, monotonic expiry)
 
+# redis-py takes the code off the error replies it turns into these exceptions; it is
+# what names the failure (a `MovedError` alone reads `3999 10.0.0.7:6379`).
+REPLY_CODES = {
+    redis_errors.ReadOnlyError: "READONLY",
+    redis_errors.MovedError: "MOVED",
+    redis_errors.AskError: "ASK",
+    redis_errors.TryAgainError: "TRYAGAIN",
+    redis_errors.ClusterDownError: "CLUSTERDOWN",
+    redis_errors.MasterDownError: "MASTERDOWN",
+    redis_errors.BusyLoadingError: "LOADING",
+}
+
 
 def _failure(error):
     reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    code = next((REPLY_CODES[c] for c in type(error).__mro__ if c in REPLY_CODES), None)
+    if code is not None:
+        reason = f"{code} {reason}"
     return {"ok": False, "error": reason[:200]}
 
 
@@ -86,7 +102,9 @@ def _database():
 
 
 def _redis():
-    redis_store.get().ping()
+    # A write where the mail streams live, not a PING: a replica, a node that does not
+    # own a shard's slot and a cluster that is down all answer PING.
+    mail_queue.get().check_writable()
 
 
 def _smtp():
@@ -129,9 +147,10 @@ def _pending():
 
 @bp.get("/health")
 def health():
-    """The web process's readiness: 200 when the database and Redis answer, else 503 naming
-    what does not. Mail is `/health/mail`'s business: a load balancer must not pull a web
-    process because the SMTP server or the workers are down."""
+    """The web process's readiness: 200 when the database answers and Redis takes writes
+    in every shard's slot of the mail queue, else 503 naming what does not. Mail is
+    `/health/mail`'s business: a load balancer must not pull a web process because the
+    SMTP server or the workers are down."""
     return _answer({"database": _shown(_timed(_database)), "redis": _shown(_timed(_redis))})
 
 

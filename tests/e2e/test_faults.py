@@ -103,6 +103,14 @@ def test_redis_turned_read_only_mid_run(app, processes, smtp_server, slot, tmp_p
         ids = client.book_many(20, token, slot)
         worker, reaper = processes.worker("worker-1"), processes.reaper()
         assert cancel_all(client, token, ids[:10]) == [200] * 10
+        # Both past their start-up check, which would wait for a writable Redis instead.
+        wait_until(
+            lambda: (
+                " reading " in processes.log("worker-1") and " watching " in processes.log("reaper")
+            ),
+            timeout=30,
+            what="worker and reaper to start",
+        )
 
         # A failover demotes the node: it follows a primary nobody runs, refusing writes.
         control.execute_command("REPLICAOF", "127.0.0.1", str(free_port()))
