@@ -13,7 +13,9 @@ Redis Cluster slot, and a cluster spreads the shards over its masters. An event'
 is a hash of its event id; the outbox row records it.
 """
 
+import logging
 import re
+import time
 import zlib
 from dataclasses import dataclass
 from enum import StrEnum
@@ -21,8 +23,16 @@ from functools import cached_property
 
 import redis
 
-from gobarber.redis_connection import reconnect
+from gobarber.backoff import compute_backoff
+from gobarber.redis_connection import REDIS_ERRORS, reconnect
 from gobarber.shop_time import now
+
+log = logging.getLogger(__name__)
+
+# A shard whose commands fail while other shards answer (its slot migrating, its master
+# failing over) is left alone for a while, doubling, so the others keep flowing.
+SHARD_PAUSE_BASE_S = 0.2
+SHARD_PAUSE_MAX_S = 5.0
 
 
 class Priority(StrEnum):
@@ -202,6 +212,7 @@ class MailQueue:
         #: The stream keys this process reads, shard by shard, high first in each.
         self.stream_keys = [key for shard in self.reading for key in self._streams[shard]]
         self._turn = 0  # where the next read starts among the shards read
+        self._paused = {}  # shard -> (monotonic time it is tried again, failures in a row)
 
     @classmethod
     def from_config(cls, connection, config):
@@ -227,6 +238,10 @@ class MailQueue:
     def shard_of(self, entry):
         """The shard an entry (anything with a `stream`) was read from."""
         return self._shard_of[entry.stream]
+
+    def is_high(self, entry):
+        """Whether an entry was read from a high-priority stream, of any shard."""
+        return self._reading_order.get(entry.stream) == 0
 
     def shard_for(self, event_id):
         """The shard an event goes to."""
@@ -302,7 +317,13 @@ class MailQueue:
             pipe.xrange(self.stream_key(priority, shard), entry_id, entry_id)
             pipe.exists(self.delayed_key(event_id, shard))
         found = pipe.execute()
-        return [bool(found[i] or found[i + 1]) for i in range(0, len(found), 2)]
+        # The entry at that id must be this event's: after a failover lost it, a new
+        # primary may have given its id to another event.
+        return [
+            any(fields.get("event_id") == event_id for _, fields in found[2 * i])
+            or bool(found[2 * i + 1])
+            for i, (_, _, _, event_id) in enumerate(refs)
+        ]
 
     # ---- consuming -----------------------------------------------------------------
 
@@ -311,10 +332,49 @@ class MailQueue:
         return PendingHistory(self, consumer)
 
     def _shards_in_turn(self):
-        """The shards read, starting one further at each call, so none starves another."""
+        """The shards read, starting one further at each call, so none starves another;
+        those paused after a failure are left out, unless every one is."""
         start = self._turn % len(self.reading)
         self._turn += 1
-        return self.reading[start:] + self.reading[:start]
+        order = self.reading[start:] + self.reading[:start]
+        current = time.monotonic()
+        answering = [shard for shard in order if self._paused.get(shard, (0.0,))[0] <= current]
+        return answering or order
+
+    def _each_shard(self, shards, command):
+        """Run `command(shard)` on each shard; yield (shard, reply) for those that answer.
+
+        A shard whose command fails is paused (skipped by the next reads for a backoff)
+        and the others go on: one slot moving between masters must not stop the mail of
+        the rest. When every shard fails (one Redis down, or a single shard) the last
+        error is raised, for the consumer's loop to back off as for any Redis error.
+        """
+        failed = None
+        for shard in shards:
+            try:
+                reply = command(shard)
+            except REDIS_ERRORS as error:
+                failed = error
+                self._pause(shard, error)
+                continue
+            self._paused.pop(shard, None)
+            yield shard, reply
+        if failed is not None and all(shard in self._paused for shard in shards):
+            raise failed
+
+    def _pause(self, shard, error):
+        _, failures = self._paused.get(shard, (0.0, 0))
+        failures += 1
+        delay = compute_backoff(failures, base=SHARD_PAUSE_BASE_S, cap=SHARD_PAUSE_MAX_S)
+        self._paused[shard] = (time.monotonic() + delay, failures)
+        if len(self.reading) > 1:
+            log.warning(
+                "shard %d: %s: %s; the other shards go on, this one again in %.1fs",
+                shard,
+                type(error).__name__,
+                error,
+                delay,
+            )
 
     def read_new(self, consumer, *, count, block_ms):
         """Read entries never delivered, one shard's batch at a time, high priority first
@@ -325,41 +385,54 @@ class MailQueue:
         keys of several slots at once; an entry arriving elsewhere is seen on the next turn.
         """
         order = self._shards_in_turn()
-        for shard in order:
+
+        def read(shard):
             keys = self._streams[shard]
-            waiting = self._read_by_priority(keys=keys, args=[self.group, consumer, count])
+            return self._read_by_priority(keys=keys, args=[self.group, consumer, count])
+
+        answering = []
+        for shard, waiting in self._each_shard(order, read):
             if waiting:
                 [(key, messages)] = waiting
                 # A script's reply is raw: each entry's fields come as a flat list.
                 return _entries(
                     key, [(i, dict(zip(f[::2], f[1::2], strict=True))) for i, f in messages]
                 )
-        share_ms = max(1, block_ms // len(order))
-        reply = self.redis.xreadgroup(
-            self.group,
-            consumer,
-            {key: ">" for key in self._streams[order[0]]},
-            count=count,
-            block=share_ms,
-        )
+            answering.append(shard)
+        if not answering:
+            return []  # every shard tried is paused now; the next read tries others
+
+        def block(shard):
+            return self.redis.xreadgroup(
+                self.group,
+                consumer,
+                {key: ">" for key in self._streams[shard]},
+                count=count,
+                block=max(1, block_ms // len(order)),
+            )
+
         entries = []
-        for key, messages in sorted(reply or [], key=lambda item: self._reading_order[item[0]]):
-            entries += _entries(key, messages)
+        for _, reply in self._each_shard(answering[:1], block):
+            for key, messages in sorted(reply or [], key=lambda i: self._reading_order[i[0]]):
+                entries += _entries(key, messages)
         return entries
 
     def read_urgent(self, consumer, *, count):
         """Read entries never delivered from the high streams only, without blocking: what
         a worker in the middle of a default batch sends first."""
         entries = []
-        for shard in self._shards_in_turn():
+
+        def read(shard):
             if len(entries) >= count:
-                break
-            reply = self.redis.xreadgroup(
+                return None
+            return self.redis.xreadgroup(
                 self.group,
                 consumer,
                 {self.stream_key(Priority.HIGH, shard): ">"},
                 count=count - len(entries),
             )
+
+        for _, reply in self._each_shard(self._shards_in_turn(), read):
             entries += [entry for key, messages in reply or [] for entry in _entries(key, messages)]
         return entries
 
@@ -478,12 +551,13 @@ class MailQueue:
         """
         now_ms = _now_ms() if now_ms is None else now_ms
         pairs, soonest = [], None
-        for shard in self.reading:
+
+        def release(shard):
             streams = self._streams[shard]
             keys = [*streams, *(f"{key}:due" for key in streams)]
-            flat, next_due = self._release_due(
-                keys=keys, args=[now_ms, count, self.delayed_key("", shard)]
-            )
+            return self._release_due(keys=keys, args=[now_ms, count, self.delayed_key("", shard)])
+
+        for _, (flat, next_due) in self._each_shard(self._shards_in_turn(), release):
             pairs += zip(flat[::2], flat[1::2], strict=True)
             if next_due and (soonest is None or float(next_due) < soonest):
                 soonest = float(next_due)
@@ -648,9 +722,19 @@ class PendingHistory:
         """Return the next batch of this consumer's pending entries; [] once none are left."""
         while self._cursors:
             shard, cursors = next(iter(self._cursors.items()))
-            reply = self.queue.redis.xreadgroup(
-                self.queue.group, self.consumer, cursors, count=count
-            )
+
+            try:
+                reply = self.queue.redis.xreadgroup(
+                    self.queue.group, self.consumer, cursors, count=count
+                )
+            except REDIS_ERRORS as error:
+                if len(self.queue.reading) == 1:
+                    raise
+                # Left for the reaper, or for this consumer's next start: the other
+                # shards' history is read now.
+                self.queue._pause(shard, error)
+                del self._cursors[shard]
+                continue
             entries = []
             for key, messages in reply or []:
                 if messages:
