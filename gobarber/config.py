@@ -80,7 +80,7 @@ def sentinel_addresses(raw):
             continue
         host, _, port = item.rpartition(":") if ":" in item else (item, "", "26379")
         host = host.strip("[]")
-        if not host or not port.isdigit():
+        if not host or " " in host or not port.isdigit() or not 0 < int(port) < 65536:
             raise ConfigError(f"REDIS_SENTINELS has {item!r}; use host:port,host:port")
         addresses.append((host, int(port)))
     return addresses

@@ -16,10 +16,12 @@ import threading
 
 import redis
 from redis._parsers import Encoder
+from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster
 from redis.commands.core import Script
 from redis.connection import parse_url
 from redis.exceptions import RedisClusterException
+from redis.retry import Retry
 from redis.sentinel import Sentinel
 
 #: What any Redis command may raise: a cluster client that cannot reach a single node
@@ -56,22 +58,29 @@ def connect(config, *, decode_responses=True, timeout=None, **extra):
 
 def _primary_of(config, options):
     url = parse_url(config["REDIS_URL"])
-    tls = url.get("connection_class") is redis.SSLConnection
-    credentials = {name: url[name] for name in ("username", "password", "db") if url.get(name)}
+    # The sentinels say where the primary is; everything else REDIS_URL says (credentials,
+    # database, TLS and its `ssl_*` query options, such as the CA) holds for it.
+    for name in ("host", "port", "path"):
+        url.pop(name, None)
+    tls = url.pop("connection_class", None) is redis.SSLConnection
     sentinel_options = {
         "socket_timeout": options["socket_timeout"],
         "socket_connect_timeout": options["socket_connect_timeout"],
+        # Never retry a sentinel: Sentinel asks the next one itself. redis-py's default
+        # retries one that is down for seconds, on every lookup of the primary.
+        "retry": Retry(NoBackoff(), 0),
     }
     if config.get("REDIS_SENTINEL_PASSWORD"):
         sentinel_options["password"] = config["REDIS_SENTINEL_PASSWORD"]
     if tls:
-        sentinel_options["ssl"] = True
+        # The sentinels speak TLS as the primary does, checked against the same CA.
+        sentinel_options.update(
+            {name: value for name, value in url.items() if name.startswith("ssl_")}, ssl=True
+        )
+    # What the URL says wins over our defaults, as `Redis.from_url` has it.
+    primary_options = {**options, **url, **({"ssl": True} if tls else {})}
     sentinel = Sentinel(
-        config["REDIS_SENTINELS"],
-        sentinel_kwargs=sentinel_options,
-        **({"ssl": True} if tls else {}),
-        **credentials,
-        **options,
+        config["REDIS_SENTINELS"], sentinel_kwargs=sentinel_options, **primary_options
     )
     return sentinel.master_for(config["REDIS_SENTINEL_SERVICE"])
 

@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import redis
 import redis.crc
@@ -129,25 +130,89 @@ class Processes:
             log.close()
 
 
-class PrivateRedis:
-    """A redis-server of the test's own on a free port, to stop and start at will."""
+class RedisAccess:
+    """How a private redis-server is reached: with a password (`requirepass`, and
+    `masterauth` for its replicas) and over TLS only, each if asked for.
 
-    def __init__(self, workdir):
+    `tls` is a directory holding `ca.crt`, `server.crt` and `server.key`: a certificate
+    for 127.0.0.1 signed by that CA. Clients check the server's certificate against the
+    CA; the servers ask none of clients.
+    """
+
+    def __init__(self, password=None, tls=None):
+        self.password = password
+        self.tls = Path(tls) if tls else None
+
+    @property
+    def ca(self):
+        """The CA certificate's path, or None without TLS."""
+        return str(self.tls / "ca.crt") if self.tls else None
+
+    def directives(self, port):
+        """(name, value) pairs of redis.conf to listen on `port` with this access."""
+        pairs = []
+        if self.password:
+            pairs += [("requirepass", self.password), ("masterauth", self.password)]
+        if not self.tls:
+            return [("port", str(port)), *pairs]
+        return [
+            ("port", "0"),
+            ("tls-port", str(port)),
+            ("tls-cert-file", str(self.tls / "server.crt")),
+            ("tls-key-file", str(self.tls / "server.key")),
+            ("tls-ca-cert-file", self.ca),
+            ("tls-auth-clients", "no"),
+            # A replica, the cluster bus and a sentinel speak TLS to the others too.
+            ("tls-replication", "yes"),
+            ("tls-cluster", "yes"),
+            *pairs,
+        ]
+
+    def arguments(self, port):
+        """The `directives` as redis-server's command-line arguments."""
+        return [word for name, value in self.directives(port) for word in (f"--{name}", value)]
+
+    def client_options(self):
+        """redis-py's keyword arguments to reach a server with this access."""
+        options = {"password": self.password} if self.password else {}
+        if self.tls:
+            options.update(ssl=True, ssl_ca_certs=self.ca)
+        return options
+
+    def cli_options(self):
+        """redis-cli's options to reach a server with this access."""
+        options = ["-a", self.password, "--no-auth-warning"] if self.password else []
+        return [*options, "--tls", "--cacert", self.ca] if self.tls else options
+
+    def url(self, address, db=0):
+        """The URL of the server at `address` ("host:port"): rediss:// with the CA to
+        check it against (`?ssl_ca_certs=`) under TLS, the password quoted."""
+        scheme = "rediss" if self.tls else "redis"
+        credentials = f":{quote(self.password, safe='')}@" if self.password else ""
+        query = f"?ssl_ca_certs={quote(self.ca)}" if self.tls else ""
+        return f"{scheme}://{credentials}{address}/{db}{query}"
+
+
+class PrivateRedis:
+    """A redis-server of the test's own on a free port, to stop and start at will; with
+    `password=` and `tls=` (a directory of certificates, see `RedisAccess`) it asks for them."""
+
+    def __init__(self, workdir, *, password=None, tls=None):
         self.port = free_port()
         self.workdir = Path(workdir)
         self.process = None
+        self.access = RedisAccess(password, tls)
 
     @property
     def url(self):
-        return f"redis://127.0.0.1:{self.port}/0"
+        return self.access.url(f"127.0.0.1:{self.port}")
 
     def start(self):
         """Start redis-server without persistence; return once it answers PING."""
         self.process = subprocess.Popen(
             [
                 "redis-server",
-                "--port",
-                str(self.port),
+                *self.access.arguments(self.port),
                 "--bind",
                 "127.0.0.1",
                 "--save",
@@ -341,14 +406,17 @@ class PrivateCluster:
     """A Redis Cluster of the test's own: `masters` redis-server nodes (no replicas) on free
     ports of 127.0.0.1, joined by `redis-cli --cluster create`, each logging to
     `<workdir>/node-<port>.log`. It can move a slot from one master to another as
-    `redis-cli --cluster reshard` does, in one call or step by step."""
+    `redis-cli --cluster reshard` does, in one call or step by step. With `password=` and
+    `tls=` (a directory of certificates, see `RedisAccess`) every node asks for them, and the
+    nodes speak TLS to each other too."""
 
     SLOTS = redis.crc.REDIS_CLUSTER_HASH_SLOTS
 
-    def __init__(self, workdir, masters=3):
+    def __init__(self, workdir, masters=3, *, password=None, tls=None):
         if masters < 3:
             raise ValueError("redis-cli --cluster create needs at least 3 masters")
         self.workdir = Path(workdir)
+        self.access = RedisAccess(password, tls)
         # Each node's cluster bus listens on a port of its own too (`--cluster-port`), rather
         # than on port + 10000, which may be taken or above 65535.
         ports = _free_ports(2 * masters)
@@ -363,12 +431,12 @@ class PrivateCluster:
 
     @property
     def url(self):
-        return f"redis://127.0.0.1:{self.ports[0]}/0"
+        return self.access.url(self.nodes[0])
 
     def node_client(self, address, **kwargs):
         """A plain `redis.Redis` connected to the one node at `address` ("host:port")."""
         host, port = _split_address(address)
-        return redis.Redis(host=host, port=port, **kwargs)
+        return redis.Redis(host=host, port=port, **{**self.access.client_options(), **kwargs})
 
     def start(self):
         """Start the nodes and create the cluster; return once every node serves every slot
@@ -383,8 +451,7 @@ class PrivateCluster:
         for port, bus_port in zip(self.ports, self.bus_ports, strict=True):
             self.servers.start(
                 f"node-{port}",
-                "--port",
-                str(port),
+                *self.access.arguments(port),
                 "--cluster-port",
                 str(bus_port),
                 "--cluster-enabled",
@@ -413,7 +480,7 @@ class PrivateCluster:
         log_path = self.workdir / "redis-cli.log"
         with open(log_path, "ab") as log:
             done = subprocess.run(
-                ["redis-cli", *args, "--cluster-yes"],
+                ["redis-cli", *self.access.cli_options(), *args, "--cluster-yes"],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -503,7 +570,8 @@ class PrivateCluster:
         if not keys:
             return 0
         host, port = _split_address(target)
-        source.execute_command("MIGRATE", host, port, "", 0, 5000, "KEYS", *keys)
+        auth = ("AUTH", self.access.password) if self.access.password else ()
+        source.execute_command("MIGRATE", host, port, "", 0, 5000, *auth, "KEYS", *keys)
         return len(keys)
 
     def finish_migration(self, slot, target):
@@ -558,11 +626,20 @@ class PrivateCluster:
 class PrivateSentinel:
     """A master, its replica and one sentinel watching them as `service`, on free ports of
     127.0.0.1, each logging to `<workdir>/<name>.log`. The sentinel runs with short
-    internal periods (SENTINEL DEBUG) so that a failover completes in a few seconds."""
+    internal periods (SENTINEL DEBUG) so that a failover completes in a few seconds.
 
-    def __init__(self, workdir, service="gobarber-test"):
+    With `password=` the master and the replica ask for it (the sentinel knows it:
+    `sentinel auth-pass`); with `sentinel_password=` the sentinel asks for one of its
+    own; with `tls=` (a directory of certificates, see `RedisAccess`) all three speak TLS
+    only, to clients and to each other."""
+
+    def __init__(
+        self, workdir, service="gobarber-test", *, password=None, sentinel_password=None, tls=None
+    ):
         self.workdir = Path(workdir)
         self.service = service
+        self.access = RedisAccess(password, tls)
+        self.sentinel_access = RedisAccess(sentinel_password, tls)
         self.master_port, self.replica_port, self.sentinel_port = _free_ports(3)
         self.servers = _Servers(self.workdir)
         self.clients = {}
@@ -573,8 +650,8 @@ class PrivateSentinel:
 
     @property
     def url(self):
-        """The URL of the master as the sentinel names it now."""
-        return f"redis://{self.master_address()}/0"
+        """The URL of the master as the sentinel names it now (its password and TLS too)."""
+        return self.access.url(self.master_address())
 
     def master_address(self):
         """The master's "host:port" as the sentinel says it now."""
@@ -595,8 +672,7 @@ class PrivateSentinel:
     def _data_server(self, name, port, *args):
         self.servers.start(
             name,
-            "--port",
-            str(port),
+            *self.access.arguments(port),
             "--bind",
             "127.0.0.1",
             "--save",
@@ -627,15 +703,23 @@ class PrivateSentinel:
             return link == "up"
 
         wait_until(in_sync, timeout=30, what="the replica to sync with the master")
+        # The sentinel's own password and TLS; `masterauth` means nothing to a sentinel.
+        lines = [
+            f"{name} {value}"
+            for name, value in self.sentinel_access.directives(self.sentinel_port)
+            if name != "masterauth"
+        ]
+        lines += [
+            "bind 127.0.0.1",
+            f"dir {self.workdir}",
+            f"sentinel monitor {self.service} 127.0.0.1 {self.master_port} 1",
+            f"sentinel down-after-milliseconds {self.service} 1000",
+            f"sentinel failover-timeout {self.service} 5000",
+        ]
+        if self.access.password:
+            lines.append(f"sentinel auth-pass {self.service} {self.access.password}")
         conf = self.workdir / "sentinel.conf"  # the sentinel rewrites it: a file of its own
-        conf.write_text(
-            f"port {self.sentinel_port}\n"
-            "bind 127.0.0.1\n"
-            f"dir {self.workdir}\n"
-            f"sentinel monitor {self.service} 127.0.0.1 {self.master_port} 1\n"
-            f"sentinel down-after-milliseconds {self.service} 1000\n"
-            f"sentinel failover-timeout {self.service} 5000\n"
-        )
+        conf.write_text("".join(f"{line}\n" for line in lines))
         self.servers.start("sentinel", str(conf), "--sentinel")
         self.servers.wait_for_ping("sentinel", self._sentinel())
         # Refresh INFO every 100 ms and make a demoted master a replica after 0.8 s rather
@@ -695,7 +779,10 @@ class PrivateSentinel:
     def _client(self, address):
         if address not in self.clients:
             host, port = _split_address(address)
-            self.clients[address] = redis.Redis(host=host, port=port, socket_timeout=10)
+            access = self.sentinel_access if address == self.sentinels else self.access
+            self.clients[address] = redis.Redis(
+                host=host, port=port, socket_timeout=10, **access.client_options()
+            )
         return self.clients[address]
 
     def _sentinel(self):

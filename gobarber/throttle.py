@@ -6,6 +6,10 @@ registered, so no view knows of them. Counts live in Redis under
 ones. Every route but the probes also shares one count per client address,
 `RATE_LIMIT_DEFAULT` (Flask-Limiter's application limit).
 
+The counts go through a client of our own (`connect`), so the throttles reach Redis as
+everything else does: one Redis, a Redis Cluster or the primary Sentinel names, with
+REDIS_URL's password and TLS. `limits` builds no client of its own (`ClientStorage`).
+
 Redis down or hung: Flask-Limiter warns once and counts in this process's memory until
 Redis answers again (it looks every few seconds), so requests answer as usual; no
 request waits more than `STORAGE_TIMEOUT` for it.
@@ -21,13 +25,14 @@ import jwt
 from flask import current_app, render_template, request
 from flask_limiter import RateLimitExceeded
 from flask_limiter.util import get_remote_address
+from limits.storage import RedisStorage
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
 from redis.retry import Retry
 from werkzeug.exceptions import HTTPException
 
 from gobarber.errors import TooManyAttempts
 from gobarber.extensions import limiter
+from gobarber.redis_connection import REDIS_ERRORS, connect
 
 log = logging.getLogger(__name__)
 
@@ -115,11 +120,44 @@ THROTTLES = (
 FORGOTTEN_ON_SUCCESS = {throttle.scope for throttle in THROTTLES if throttle.success_forgets}
 
 
-def storage_uri(redis_url):
-    """Return `limits`' name for the Redis of `REDIS_URL` (redis://, rediss://, unix://)."""
-    if redis_url.startswith("unix://"):
-        return "redis+unix://" + redis_url[len("unix://") :]
-    return redis_url
+class ClientStorage(RedisStorage):
+    """`limits`' Redis storage on a client handed to it (`client=`), of any mode.
+
+    `limits` builds its own client from a URL otherwise: `redis://` reaches one node (on
+    a cluster, the keys of other nodes' slots fail), `redis+cluster://` reads the slot
+    map as the app starts (so `flask db upgrade` would wait on Redis), and
+    `redis+sentinel://` needs REDIS_URL's credentials and TLS said again, and reads the
+    counts from replicas. Our client is the one every mode's settings already build.
+    """
+
+    STORAGE_SCHEME = ["gobarber+redis"]
+
+    def __init__(self, uri, *, client, key_prefix=RedisStorage.PREFIX, wrap_exceptions=False):
+        # RedisStorage.__init__ would build a client: set up what it sets, with ours.
+        super(RedisStorage, self).__init__(uri, wrap_exceptions=wrap_exceptions)
+        self.key_prefix = key_prefix
+        self.target_server = "redis"
+        self.storage = client
+        # Registering the Lua scripts only hashes them: nothing connects yet.
+        self.initialize_storage(uri)
+
+    @property
+    def base_exceptions(self):
+        # A cluster client that reaches no node raises RedisClusterException, which is
+        # not a RedisError.
+        return REDIS_ERRORS
+
+
+def storage_client(config):
+    """The limiter's own client: every request waits at most `STORAGE_TIMEOUT` on it."""
+    return connect(
+        config,
+        # `limits` expects replies as redis-py gives them by default.
+        decode_responses=False,
+        timeout=STORAGE_TIMEOUT,
+        # One retry, at once: a pooled connection the server closed is not an outage.
+        retry=Retry(NoBackoff(), 1),
+    )
 
 
 def init_app(app):
@@ -130,14 +168,11 @@ def init_app(app):
     config = app.config
     config.update(
         RATELIMIT_ENABLED=config["RATE_LIMITS"],
-        RATELIMIT_STORAGE_URI=storage_uri(config["REDIS_URL"]),
+        RATELIMIT_STORAGE_URI="gobarber+redis://",
         RATELIMIT_STORAGE_OPTIONS={
+            "client": storage_client(config),
             # A hash tag like the mail streams': the tests' cleanup finds these keys too.
             "key_prefix": "{" + config["MAIL_STREAM_PREFIX"] + "}:throttle",
-            "socket_timeout": STORAGE_TIMEOUT,
-            "socket_connect_timeout": STORAGE_TIMEOUT,
-            # One retry, at once: a pooled connection the server closed is not an outage.
-            "retry": Retry(NoBackoff(), 1),
         },
         # Exact counts: a fixed window would let 5 failures at its end and 5 more at the
         # start of the next one through in a second.
@@ -176,7 +211,7 @@ def retry_after():
     breached = limiter.get().current_limit
     try:
         reset_at = breached.window.reset_time
-    except RedisError:  # gone since it refused: the longest wait the limit can mean
+    except REDIS_ERRORS:  # gone since it refused: the longest wait the limit can mean
         reset_at = time.time() + breached.limit.get_expiry()
     return max(1, math.ceil(reset_at - time.time()))
 
@@ -200,6 +235,6 @@ def forget_failures(response):
         if counted.request_args[-1] in FORGOTTEN_ON_SUCCESS:
             try:
                 bound.limiter.clear(counted.limit, *counted.request_args)
-            except RedisError as error:
+            except REDIS_ERRORS as error:
                 log.warning("throttle: could not reset a sign-in count: %s", error)
     return response

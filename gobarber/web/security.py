@@ -14,6 +14,7 @@ import re
 import secrets
 
 from flask import g, render_template, request
+from flask_session.base import ServerSideSessionInterface
 from flask_session.redis import RedisSessionInterface
 
 from gobarber.extensions import csrf, session_redis
@@ -52,6 +53,12 @@ class AdminSessions(RedisSessionInterface):
     (the admin blueprint answers 503 for it), and a save that fails turns the answer
     into the same 503 page.
     """
+
+    def __init__(self, app, *, client, **options):
+        # Not Flask-Session's own __init__: it takes any client but a `redis.Redis` (a
+        # cluster's) for none, and would keep the sessions in a Redis on localhost.
+        ServerSideSessionInterface.__init__(self, app, **options)
+        self.client = client
 
     def open_session(self, app, request):
         if not is_admin_path(request.path):
