@@ -1,15 +1,19 @@
-"""Run GoBarber's six benchmarks: `python bench/run.py [--full]` (or `make bench`).
+"""Run GoBarber's seven benchmarks: `python bench/run.py [--full]` (or `make bench`).
 
 Prints one table (each figure with how it was measured, each ratio next to its target
-with PASS or MISS) and writes bench/results/results.json and bench/results/chart.png.
+with PASS or MISS) and writes bench/results/results.json, table.txt and chart.png. With
+`--only`, the benchmarks not run keep their last figures in those files, each marked with
+the run that measured it.
 """
 
 import argparse
 import json
 import logging
+import math
 import platform
 import sys
 import tempfile
+import textwrap
 import time
 import traceback
 from datetime import UTC, datetime
@@ -23,9 +27,10 @@ import mail_throughput  # noqa: E402
 import memory  # noqa: E402
 import queue_overhead  # noqa: E402
 import recovery  # noqa: E402
+import scale  # noqa: E402
 import web  # noqa: E402
 
-BENCHMARKS = (cancel_latency, queue_overhead, mail_throughput, recovery, web, memory)
+BENCHMARKS = (cancel_latency, queue_overhead, mail_throughput, recovery, web, memory, scale)
 RESULTS = BENCH / "results"
 
 
@@ -37,11 +42,15 @@ def number(value):
     return f"{value:,.2f}"
 
 
-def table(results):
-    """The printed table: figures, then ratios with their targets."""
+def table(results, *, measured=False):
+    """The printed table: figures, then ratios with their targets; `measured` says which
+    run measured each benchmark (for a file mixing runs)."""
     lines = []
     for res in results:
-        lines += ["", res["title"], "  " + res["how"]]
+        title = res["title"]
+        if measured and res.get("measured"):
+            title += f"  [{res['measured']}]"
+        lines += ["", title, "  " + res["how"]]
         if "error" in res:
             lines.append(f"  FAILED: {res['error']}")
         for fig in res.get("figures", []):
@@ -68,14 +77,15 @@ def chart(results, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(3, 2, figsize=(14, 13))
+    rows = max(1, math.ceil(len(results) / 2))
+    fig, axes = plt.subplots(rows, 2, figsize=(14, 13 * rows / 3), squeeze=False)
     for axis, res in zip(axes.flat, results, strict=False):
         figures = [f for f in res.get("figures", []) if f["value"] is not None]
         if not figures:
             axis.set_title(res["title"] + " (no data)", fontsize=9)
             continue
         units = [f["unit"] for f in figures]
-        unit = max(set(units), key=units.count)
+        unit = max(dict.fromkeys(units), key=units.count)  # on a tie, the first listed
         shown = [f for f in figures if f["unit"] == unit]
         names = [f["name"][:48] for f in shown]
         axis.barh(names, [f["value"] for f in shown], color="#4c72b0")
@@ -87,11 +97,40 @@ def chart(results, path):
             + ("" if r["pass"] is None else (" PASS" if r["pass"] else " MISS"))
             for r in res.get("ratios", [])
         )
+        verdicts = "\n".join(textwrap.wrap(verdicts, 100))
         axis.set_title(f"{res['title']}\n{verdicts}", fontsize=8)
     for axis in list(axes.flat)[len(results) :]:
         axis.axis("off")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
+
+
+def owner(module, res):
+    """Whether `res` (as results.json holds it) is the result of `module`: its key, or a
+    failed run's module name."""
+    return module.__name__.startswith(res.get("key", "\0"))
+
+
+def merged(results):
+    """With `--only`: the results of this run in place of their earlier ones in
+    results.json, every other benchmark's last result kept, in the order of BENCHMARKS."""
+    path = RESULTS / "results.json"
+    try:
+        earlier = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return results
+    run = earlier.get("run", {})
+    earlier_stamp = f"{run.get('mode', '?')} run of {run.get('at', '?')}"
+    kept = []
+    for module in BENCHMARKS:
+        ran = [res for res in results if owner(module, res)]
+        if ran:
+            kept += ran
+            continue
+        for res in earlier.get("benchmarks", []):
+            if owner(module, res):
+                kept.append({**res, "measured": res.get("measured", earlier_stamp)})
+    return kept + [res for res in results if res not in kept]
 
 
 def main(argv=None):
@@ -103,6 +142,8 @@ def main(argv=None):
     logging.getLogger("alembic").setLevel(logging.WARNING)
     RESULTS.mkdir(exist_ok=True)
     results, started = [], time.perf_counter()
+    at = datetime.now(UTC).isoformat(timespec="seconds")
+    stamp = f"{'full' if args.full else 'quick'} run of {at}"
     with tempfile.TemporaryDirectory(prefix="gobarber-bench-") as workdir:
         for module in BENCHMARKS:
             key = module.__name__
@@ -116,22 +157,26 @@ def main(argv=None):
                 traceback.print_exc()
                 res = {"key": key, "title": key, "how": "", "error": repr(error)}
             res["seconds"] = round(time.perf_counter() - began, 1)
+            res["measured"] = stamp
             results.append(res)
+    text = table(results)
+    print(text)
+    every = merged(results) if args.only else results
     report = {
         "run": {
             "mode": "full" if args.full else "quick",
-            "at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "at": at,
             "seconds": round(time.perf_counter() - started, 1),
             "machine": f"{platform.machine()}, {platform.python_implementation()} "
             f"{platform.python_version()}",
+            "only": args.only or None,
         },
-        "benchmarks": results,
+        "benchmarks": every,
     }
-    text = table(results)
-    print(text)
     (RESULTS / "results.json").write_text(json.dumps(report, indent=2) + "\n")
-    (RESULTS / "table.txt").write_text(text.lstrip("\n") + "\n")
-    chart(results, RESULTS / "chart.png")
+    mixed = len({res.get("measured") for res in every}) > 1
+    (RESULTS / "table.txt").write_text(table(every, measured=mixed).lstrip("\n") + "\n")
+    chart(every, RESULTS / "chart.png")
     print(
         f"\nwrote {RESULTS / 'results.json'}, table.txt and chart.png "
         f"({report['run']['seconds']:.0f}s)"

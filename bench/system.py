@@ -5,6 +5,10 @@ Every benchmark gets a PostgreSQL database of its own (created, migrated with
 peers, memory figures and key counts see nothing else), an SMTP sink in a separate
 process, and the same environment for the app built in the benchmark process and for the
 gunicorn, worker and reaper processes it starts.
+
+`System(..., cluster_masters=3)` puts a private Redis Cluster of that many masters in
+place of the redis-server (`REDIS_CLUSTER=true`, `REDIS_URL` naming its first node); with
+`MAIL_STREAM_SHARDS=N` in the settings, seeded events go to their shard's streams.
 """
 
 import os
@@ -18,6 +22,7 @@ from pathlib import Path
 from unittest import mock
 
 import psycopg
+import redis
 from flask_migrate import upgrade
 from sqlalchemy import insert, select
 from sqlalchemy.engine import make_url
@@ -25,12 +30,12 @@ from sqlalchemy.engine import make_url
 from gobarber import create_app
 from gobarber.extensions import db, mail_queue, redis_store
 from gobarber.mail.outbox import entry_fields
-from gobarber.mail.queue import Priority
+from gobarber.mail.queue import Priority, shard_for
 from gobarber.models import Appointment, MailDelivery, User
 from gobarber.models.mail_delivery import DeliveryStatus, MailKind
 from gobarber.services.passwords import hash_password
 from gobarber.services.users import issue_token
-from gobarber.testing import PrivateRedis, Processes, free_port, wait_until
+from gobarber.testing import PrivateCluster, PrivateRedis, Processes, free_port, wait_until
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -71,9 +76,10 @@ def _libpq(url):
 
 
 class System:
-    """A database, a private Redis and an SMTP sink; `env` configures every process."""
+    """A database, a private Redis (or Redis Cluster) and an SMTP sink; `env` configures
+    every process."""
 
-    def __init__(self, workdir, *, smtp_delay=0.0, **settings):
+    def __init__(self, workdir, *, smtp_delay=0.0, cluster_masters=0, **settings):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.db_name = f"gobarber_bench_{uuid.uuid4().hex[:10]}"
@@ -82,6 +88,7 @@ class System:
             conn.execute(f'CREATE DATABASE "{self.db_name}"')
         self.database_url = admin.set(database=self.db_name).render_as_string(hide_password=False)
         self.redis = self.smtp = None
+        self.cluster_masters = cluster_masters
         try:
             self._start(smtp_delay, settings)
         except BaseException:
@@ -89,7 +96,10 @@ class System:
             raise
 
     def _start(self, smtp_delay, settings):
-        self.redis = PrivateRedis(self.workdir)
+        if self.cluster_masters:
+            self.redis = PrivateCluster(self.workdir / "redis-cluster", self.cluster_masters)
+        else:
+            self.redis = PrivateRedis(self.workdir)
         self.redis.start()
         self.smtp = SmtpSink(smtp_delay)
         self.env = {
@@ -97,6 +107,7 @@ class System:
             "SECRET_KEY": SECRET,
             "DATABASE_URL": self.database_url,
             "REDIS_URL": self.redis.url,
+            **({"REDIS_CLUSTER": "true"} if self.cluster_masters else {}),
             "MAIL_STREAM_PREFIX": f"bench-{uuid.uuid4().hex[:8]}",
             "UPLOAD_FOLDER": str(self.workdir / "uploads"),
             "MAIL_SERVER": "127.0.0.1",
@@ -130,6 +141,18 @@ class System:
     @property
     def queue(self):
         return mail_queue.get(self.app)
+
+    @property
+    def redis_nodes(self):
+        """The addresses ("host:port") of the Redis servers: one, or the cluster's nodes."""
+        if self.cluster_masters:
+            return list(self.redis.nodes)
+        return [f"127.0.0.1:{self.redis.port}"]
+
+    def node_client(self, address):
+        """A plain client of the one Redis server at `address` (the caller closes it)."""
+        host, port = address.rsplit(":", 1)
+        return redis.Redis(host=host, port=int(port), decode_responses=True)
 
     def close(self):
         if getattr(self, "processes", None) is not None:
@@ -234,9 +257,12 @@ class System:
                 ).all()
             )
         now = datetime.now(UTC)
+        shards = self.app.config["MAIL_STREAM_SHARDS"]
+        event_ids = [str(uuid.uuid4()) for _ in appointment_ids]
         deliveries = [
             MailDelivery(
-                event_id=str(uuid.uuid4()),
+                event_id=event_id,
+                shard=shard_for(event_id, shards),
                 kind=MailKind.CANCELLATION,
                 priority=Priority.DEFAULT,
                 appointment_id=appointment_id,
@@ -245,12 +271,13 @@ class System:
                 attempts=0,
                 created_at=now,
             )
-            for appointment_id in appointment_ids
+            for appointment_id, event_id in zip(appointment_ids, event_ids, strict=True)
         ]
         entry_ids = self.publish(deliveries)
         rows = [
             {
                 "event_id": d.event_id,
+                "shard": d.shard,
                 "kind": d.kind,
                 "priority": d.priority,
                 "appointment_id": d.appointment_id,
@@ -270,13 +297,15 @@ class System:
         return [d.event_id for d in deliveries]
 
     def publish(self, deliveries, chunk=1000):
-        """XADD the events of `deliveries` as the outbox would, 1,000 a round trip."""
+        """XADD the events of `deliveries` as the outbox would, on their shard's stream,
+        1,000 a round trip."""
         queue, entry_ids = self.queue, []
         queue.ensure_group()
         for start in range(0, len(deliveries), chunk):
             pipe = queue.redis.pipeline(transaction=False)
             for delivery in deliveries[start : start + chunk]:
-                pipe.xadd(queue.stream_key(delivery.priority), entry_fields(delivery))
+                stream = queue.stream_key(delivery.priority, delivery.shard or 0)
+                pipe.xadd(stream, entry_fields(delivery))
             entry_ids += pipe.execute()
         return entry_ids
 

@@ -117,10 +117,22 @@ class MailCollector:
                 labels=["priority"],
             ),
         }
-        for state in self.queue.state():
+        streams = self.queue.stream_states()
+        for state in self.queue.state(states=streams):
             for name, family in gauges.items():
                 family.add_metric([state["priority"]], float(state[name] or 0))
         yield from gauges.values()
+        # Summed above; each shard's own backlog shows one that is stuck or hot.
+        backlog = GaugeMetricFamily(
+            "gobarber_mail_shard_backlog",
+            "Entries of a shard not yet acknowledged: waiting for a worker, pending, or "
+            "waiting off their stream for their time",
+            labels=["shard", "state"],
+        )
+        for shard in self.queue.shard_states(streams):
+            for state in ("lag", "pending", "scheduled"):
+                backlog.add_metric([str(shard["shard"]), state], shard[state])
+        yield backlog
         dead = GaugeMetricFamily("gobarber_mail_dead_letters", "Entries in the dead-letter stream")
         dead.add_metric([], self.queue.dead_count())
         yield dead

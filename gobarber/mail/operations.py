@@ -86,9 +86,10 @@ def status(queue, *, shard=None):
     shard's backlog, dead letters, held mails (the count and the oldest), deliveries by
     kind and status."""
     deliveries = delivery_counts()
+    streams = queue.stream_states(shard)
     return {
-        "streams": queue.state(shard),
-        "shards": queue.shard_states() if shard is None and len(queue.shards) > 1 else [],
+        "streams": queue.state(shard, streams),
+        "shards": queue.shard_states(streams) if shard is None and len(queue.shards) > 1 else [],
         "dead_letters": queue.dead_count(shard),
         "held": deliveries["total"][DeliveryStatus.HELD],
         "held_mails": held_mails(),

@@ -580,29 +580,39 @@ class MailQueue:
     def _shards_shown(self, shard):
         return self.shards if shard is None else (shard,)
 
-    def state(self, shard=None):
-        """Length, pending, lag, oldest pending age and consumers of each priority's
-        streams, summed over the shards (or of one `shard`)."""
-        shown = self._shards_shown(shard)
+    def stream_states(self, shard=None):
+        """The state of every stream (of one `shard`), each naming its shard: what
+        `state` and `shard_states` sum, read once when a caller wants both."""
         return [
-            _combined([self._stream_state(priority, each) for each in shown])
+            {**self._stream_state(priority, each), "shard": each}
+            for each in self._shards_shown(shard)
             for priority in READING_ORDER
         ]
 
-    def shard_states(self):
+    def state(self, shard=None, states=None):
+        """Length, pending, lag, oldest pending age and consumers of each priority's
+        streams, summed over the shards (or of one `shard`), from `states` if given."""
+        states = self.stream_states(shard) if states is None else states
+        return [
+            _combined([state for state in states if state["priority"] == priority])
+            for priority in READING_ORDER
+        ]
+
+    def shard_states(self, states=None):
         """Each shard's entries waiting and pending, high and default together."""
-        states = []
-        for shard in self.shards:
-            streams = [self._stream_state(priority, shard) for priority in READING_ORDER]
-            states.append(
-                {
-                    "shard": shard,
-                    "lag": sum(state["lag"] or 0 for state in streams),
-                    "pending": sum(state["pending"] for state in streams),
-                    "scheduled": sum(state["scheduled"] for state in streams),
-                }
-            )
-        return states
+        states = self.stream_states() if states is None else states
+        by_shard = {}
+        for state in states:
+            by_shard.setdefault(state["shard"], []).append(state)
+        return [
+            {
+                "shard": shard,
+                "lag": sum(state["lag"] or 0 for state in streams),
+                "pending": sum(state["pending"] for state in streams),
+                "scheduled": sum(state["scheduled"] for state in streams),
+            }
+            for shard, streams in sorted(by_shard.items())
+        ]
 
     def _stream_state(self, priority, shard):
         key = self.stream_key(priority, shard)
@@ -769,6 +779,7 @@ def _combined(states):
         "oldest_pending_age_s": max((age for age in ages if age is not None), default=None),
         "consumers": sorted(consumers.values(), key=lambda consumer: consumer["name"]),
         "scheduled": sum(state["scheduled"] for state in states),
+        "shard": None,
         "shards": len(states),
     }
 

@@ -16,6 +16,7 @@ from gobarber.mail import outbox
 from gobarber.mail.queue import Entry, MailQueue, shard_for
 from gobarber.models import MailDelivery
 from tests.apps import make_config
+from tests.scrape import metric_values
 from tests.streams import deliveries, insert_deliveries, run_until_settled
 
 pytestmark = pytest.mark.sends_mail
@@ -215,3 +216,23 @@ def test_a_deleted_entry_is_published_again_on_its_shard_only(app, shop, queue):
             select(MailDelivery.id).where(MailDelivery.stream_entry_id != "1-1")
         ).all()
     assert moved == [rows[1].id]
+
+
+def test_metrics_sum_the_shards_and_show_each_ones_backlog(client, queue):
+    queue.ensure_group()
+    for shard in (2, 2, 3):
+        queue.publish("default", fields(), shard=shard)
+    queue.read_new("w", count=1, block_ms=10)  # one entry of shard 2 or 3 now pending
+
+    values = metric_values(client)
+    assert values["gobarber_mail_lag", (("priority", "default"),)] == 2
+    assert values["gobarber_mail_pending", (("priority", "default"),)] == 1
+    backlog = {
+        (dict(labels)["shard"], dict(labels)["state"]): value
+        for (name, labels), value in values.items()
+        if name == "gobarber_mail_shard_backlog"
+    }
+    assert {shard for shard, _ in backlog} == {"0", "1", "2", "3"}
+    assert backlog["2", "lag"] + backlog["2", "pending"] == 2
+    assert backlog["3", "lag"] + backlog["3", "pending"] == 1
+    assert backlog["0", "lag"] == backlog["1", "lag"] == 0
