@@ -193,6 +193,11 @@ class RedisAccess:
         return f"{scheme}://{credentials}{address}/{db}{query}"
 
 
+def _throwaway_server(workdir):
+    """redis-server arguments for a test's own server: loopback only, nothing saved."""
+    return ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(workdir)]
+
+
 class PrivateRedis:
     """A redis-server of the test's own on a free port, to stop and start at will; with
     `password=` and `tls=` (a directory of certificates, see `RedisAccess`) it asks for them."""
@@ -213,14 +218,7 @@ class PrivateRedis:
             [
                 "redis-server",
                 *self.access.arguments(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.workdir),
+                *_throwaway_server(self.workdir),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -460,14 +458,7 @@ class PrivateCluster:
                 str(self.workdir / f"nodes-{port}.conf"),
                 "--cluster-node-timeout",
                 "2000",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--bind",
-                "127.0.0.1",
-                "--dir",
-                str(self.workdir),
+                *_throwaway_server(self.workdir),
             )
         for address, port in zip(self.nodes, self.ports, strict=True):
             self.servers.wait_for_ping(f"node-{port}", self._client(address))
@@ -673,14 +664,7 @@ class PrivateSentinel:
         self.servers.start(
             name,
             *self.access.arguments(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(self.workdir),
+            *_throwaway_server(self.workdir),
             # A full sync starts at once, not after the default 5 s wait for more replicas;
             # the replica writes what it receives to a file of its own.
             "--repl-diskless-sync-delay",
