@@ -15,6 +15,14 @@ import pytest
 
 from gobarber.extensions import mail_queue
 from gobarber.testing import wait_until
+from tests.flows import (
+    all_sent,
+    assert_survived,
+    cancel_all,
+    cluster_settings,
+    mails_per_appointment,
+    process_settings,
+)
 from tests.mobile_client import Client
 from tests.streams import deliveries, owed
 
@@ -24,78 +32,15 @@ pytestmark = [pytest.mark.postgres_only, pytest.mark.timeout(180)]
 SHARDS = 6
 
 
-def spread_prefix(cluster, shards=SHARDS, stem="gobarber-cluster"):
-    """The first of `stem-0`, `stem-1`... whose shards' hash tags land on every master (on
-    two at least, should no candidate reach all): the same prefix on every run."""
-    best, best_masters = None, 0
-    for number in range(200):
-        prefix = f"{stem}-{number}"
-        tags = ["{" + prefix + (f":{shard}" if shard else "") + "}" for shard in range(shards)]
-        masters = len(cluster.masters_of(tags))
-        if masters == len(cluster.nodes):
-            return prefix
-        if masters > best_masters:
-            best, best_masters = prefix, masters
-    assert best_masters >= 2, "no candidate prefix spreads the shards over two masters"
-    return best
-
-
 @pytest.fixture
 def config_overrides(redis_cluster):
-    return {
-        "REDIS_URL": redis_cluster.url,
-        "REDIS_CLUSTER": True,
-        "MAIL_STREAM_SHARDS": SHARDS,
-        "MAIL_STREAM_PREFIX": spread_prefix(redis_cluster),
-    }
+    return cluster_settings(redis_cluster, SHARDS, "gobarber-cluster")
 
 
 @pytest.fixture
 def pipeline_env(pipeline_env, config_overrides):
     """The processes reach the same cluster, prefix and shards as the test's app."""
-    return {
-        **pipeline_env,
-        "REDIS_URL": config_overrides["REDIS_URL"],
-        "REDIS_CLUSTER": "true",
-        "MAIL_STREAM_SHARDS": SHARDS,
-        "MAIL_STREAM_PREFIX": config_overrides["MAIL_STREAM_PREFIX"],
-    }
-
-
-def mails_per_appointment(app, smtp_server):
-    """How many mails the SMTP server received for each appointment (by Message-ID)."""
-    appointment_of = {
-        f"<{row.event_id}@gobarber.com>": row.appointment_id for row in deliveries(app)
-    }
-    return Counter(appointment_of.get(message["Message-ID"]) for message in smtp_server.messages)
-
-
-def all_sent(app, smtp_server, *, timeout, what):
-    """Wait until every row is `sent`, its mail received, and no stream owes anything."""
-    wanted = {f"<{row.event_id}@gobarber.com>" for row in deliveries(app)}
-    wait_until(
-        lambda: wanted <= {message["Message-ID"] for message in smtp_server.messages},
-        timeout=timeout,
-        what=what,
-    )
-    # The SMTP server has a mail a moment before the worker records it as sent.
-    wait_until(
-        lambda: {row.status for row in deliveries(app)} == {"sent"},
-        timeout=30,
-        what="every row sent",
-    )
-    wait_until(lambda: owed(app) == 0, timeout=30, what="no pending entries")
-
-
-def cancel_all(client, token, ids):
-    return [client.call("DELETE", f"/appointments/{i}", token).status_code for i in ids]
-
-
-def assert_survived(processes, *names):
-    """The processes still run, and none of them logged a traceback."""
-    for name in names:
-        processes.assert_alive(name)
-        assert "Traceback" not in processes.log(name), processes.log(name)
+    return {**pipeline_env, **process_settings(config_overrides)}
 
 
 def events_held_by(queue, consumer):

@@ -13,6 +13,7 @@ import redis
 
 from gobarber.extensions import mail_queue
 from gobarber.testing import PrivateRedis, free_port, wait_until
+from tests.flows import cancel_all
 from tests.mobile_client import Client
 from tests.streams import deliveries, owed
 
@@ -40,10 +41,6 @@ def all_delivered(app, smtp_server, *, timeout, what, queue_redis=None):
 def queue_lag(app):
     """Entries no consumer has read yet, over both priority streams."""
     return sum(state["lag"] or 0 for state in mail_queue.get(app).state())
-
-
-def cancel_all(client, token, ids):
-    return [client.call("DELETE", f"/appointments/{i}", token).status_code for i in ids]
 
 
 def test_poison_from_another_producer_does_not_stop_the_line(

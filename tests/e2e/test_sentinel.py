@@ -11,22 +11,29 @@ prints the errors each process survived and the error replies of both data nodes
 
 import re
 import signal
-import threading
 from collections import Counter
 
 import pytest
 import redis
 
 from gobarber.testing import wait_until
+from tests.flows import (
+    Producer,
+    all_sent,
+    assert_survived,
+    error_replies,
+    logged,
+    mails_per_appointment,
+    process_settings,
+    reset_stats,
+)
 from tests.mobile_client import Client
-from tests.streams import deliveries, owed
+from tests.streams import deliveries
 
 # Real processes and failovers: each test took 8-15 s here.
 pytestmark = [pytest.mark.postgres_only, pytest.mark.timeout(180)]
 
 SHARDS = 3
-# consumers/loop.py's line for an error it survived: "name: Type: message; retrying in 1.0s"
-SURVIVED = re.compile(r"(\w+(?:Error|Exception)): (.*?); retrying in ")
 
 
 @pytest.fixture
@@ -44,92 +51,28 @@ def config_overrides(redis_sentinel):
 @pytest.fixture
 def pipeline_env(pipeline_env, config_overrides):
     """The processes reach the same sentinel, service and shards as the test's app."""
-    return {
-        **pipeline_env,
-        "REDIS_URL": config_overrides["REDIS_URL"],
-        "REDIS_SENTINELS": config_overrides["REDIS_SENTINELS"],
-        "REDIS_SENTINEL_SERVICE": config_overrides["REDIS_SENTINEL_SERVICE"],
-        "MAIL_STREAM_SHARDS": SHARDS,
-    }
-
-
-class Producer(threading.Thread):
-    """Cancel `ids` over HTTP one after another, `pace` seconds apart; the ids from
-    `hold_at` on wait for `resume` to be set. Its own HTTP session: requests' is not
-    shared between threads."""
-
-    def __init__(self, url, token, ids, *, pace, hold_at):
-        super().__init__(daemon=True)
-        self.client, self.token, self.ids = Client(url), token, ids
-        self.pace, self.hold_at = pace, hold_at
-        self.resume, self.quit = threading.Event(), threading.Event()
-        self.statuses, self.error = [], None
-
-    @property
-    def done(self):
-        return len(self.statuses)
-
-    def run(self):
-        try:
-            for number, appointment_id in enumerate(self.ids):
-                if number == self.hold_at:
-                    self.resume.wait(120)
-                if self.quit.is_set():
-                    return
-                answer = self.client.call("DELETE", f"/appointments/{appointment_id}", self.token)
-                self.statuses.append(answer.status_code)
-                self.quit.wait(self.pace)  # a steady flow, not a wait for a condition
-        except Exception as error:  # reported by the test, which fails on it
-            self.error = error
-
-
-def mails_per_appointment(app, smtp_server):
-    """How many mails the SMTP server received for each appointment (by Message-ID)."""
-    appointment_of = {
-        f"<{row.event_id}@gobarber.com>": row.appointment_id for row in deliveries(app)
-    }
-    return Counter(appointment_of.get(message["Message-ID"]) for message in smtp_server.messages)
+    return {**pipeline_env, **process_settings(config_overrides)}
 
 
 def data_nodes(sentinel):
     return [f"127.0.0.1:{sentinel.master_port}", f"127.0.0.1:{sentinel.replica_port}"]
 
 
-def error_replies(sentinel):
+def data_node(address):
+    return redis.Redis.from_url(f"redis://{address}/0", decode_responses=True)
+
+
+def node_errors(sentinel):
     """Each data node's error replies by kind (INFO errorstats)."""
-    replies = {}
-    for address in data_nodes(sentinel):
-        node = redis.Redis.from_url(f"redis://{address}/0", decode_responses=True)
-        replies[address] = {
-            name.removeprefix("errorstat_"): stats["count"]
-            for name, stats in node.info("errorstats").items()
-        }
-        node.close()
-    return replies
-
-
-def reset_stats(sentinel):
-    for address in data_nodes(sentinel):
-        node = redis.Redis.from_url(f"redis://{address}/0")
-        node.config_resetstat()
-        node.close()
+    return {
+        address: dict(error_replies([address], data_node)[0]) for address in data_nodes(sentinel)
+    }
 
 
 def all_sent_once(app, smtp_server, ids):
     """Wait until every row is `sent` and no stream owes anything; then each appointment
     must have had exactly one mail."""
-    wanted = {f"<{row.event_id}@gobarber.com>" for row in deliveries(app)}
-    wait_until(
-        lambda: wanted <= {message["Message-ID"] for message in smtp_server.messages},
-        timeout=90,
-        what="every cancellation's mail",
-    )
-    wait_until(
-        lambda: {row.status for row in deliveries(app)} == {"sent"},
-        timeout=30,
-        what="every row sent",
-    )
-    wait_until(lambda: owed(app) == 0, timeout=30, what="no pending entries")
+    all_sent(app, smtp_server, timeout=90, what="every cancellation's mail")
     assert mails_per_appointment(app, smtp_server) == Counter(dict.fromkeys(ids, 1))
 
 
@@ -137,12 +80,10 @@ def report(processes, sentinel):
     """Print what the processes survived and what the failover discarded; return how many
     rows the reaper's relay published again."""
     print(
-        f"error replies of the data nodes since just before the failover: {error_replies(sentinel)}"
+        f"error replies of the data nodes since just before the failover: {node_errors(sentinel)}"
     )
     for name in ("web", "worker-1", "reaper"):
-        survived = Counter(
-            f"{kind}: {message[:90]}" for kind, message in SURVIVED.findall(processes.log(name))
-        )
+        _, survived = logged(processes, name, width=90)
         for error, times in survived.items():
             print(f"  {name} survived {times}x {error}")
     passes = re.findall(
@@ -158,9 +99,7 @@ def report(processes, sentinel):
         for line in sentinel.servers.log(name).splitlines():
             if "Partial resynchronization not accepted" in line:
                 print(f"  {name}: {line.split(' * ', 1)[-1]}")
-    for name in ("web", "worker-1", "reaper"):
-        processes.assert_alive(name)
-        assert "Traceback" not in processes.log(name), processes.log(name)
+    assert_survived(processes, "web", "worker-1", "reaper")
     return relayed
 
 
@@ -183,7 +122,7 @@ def test_a_sentinel_failover_mid_flow_loses_and_doubles_no_mail(
             what="10 mails before the failover",
         )
         assert producer.error is None, producer.error
-        reset_stats(redis_sentinel)
+        reset_stats(data_nodes(redis_sentinel), data_node)
         old = redis_sentinel.master_address()
         cancels_before = producer.done
         new = redis_sentinel.failover()
@@ -233,7 +172,7 @@ def test_events_the_failover_lost_before_any_worker_read_them_are_relayed(
             what="5 mails and 10 cancels before the failover",
         )
         assert producer.error is None, producer.error
-        reset_stats(redis_sentinel)
+        reset_stats(data_nodes(redis_sentinel), data_node)
         processes.kill("worker-1", signal.SIGSTOP)
         try:
             old = redis_sentinel.master_address()

@@ -4,23 +4,35 @@ blocked read UNBLOCKED) cost delay, never a process, a mail or a second copy of 
 
 The test prints what the processes logged and what the nodes answered (their INFO
 errorstats), so a run says which redirections were actually exercised. It also prints how
-many mails went out between two moves without asserting it: while the slot is migrating,
-`release_due`'s script over the shard's streams and their (absent) due sets answers
-TRYAGAIN, redis-py gives up ("ClusterError: TTL exhausted."), and the consumers' passes,
-which span every shard, fail until the slot has moved.
+many mails settled between two moves, e.g. `[3, 1, 0, 0, 3, 3, 3, 3, 3]`: while the slot
+is migrating, a failing command on the moving shard (`release_due`'s script over its
+streams and their absent due sets answers TRYAGAIN until redis-py gives up, "ClusterError:
+TTL exhausted.") pauses that shard for a backoff, and the other shards keep flowing. A
+step or two may still settle none, when an error outside the per-shard reads (a batch's
+lock on the moving slot) fails a whole pass and the worker's loop backs off; most steps
+after the first two settle a mail, and the test asserts that.
 """
 
-import re
-import threading
 import time
 from collections import Counter
+from functools import partial
 
 import pytest
 
 from gobarber.extensions import mail_queue
 from gobarber.testing import wait_until
+from tests.flows import (
+    Producer,
+    all_sent,
+    assert_survived,
+    cluster_settings,
+    error_replies,
+    logged,
+    mails_per_appointment,
+    process_settings,
+    reset_stats,
+)
 from tests.mobile_client import Client
-from tests.streams import deliveries, owed
 
 # Real processes on a private cluster: the test took 35-55 s here.
 pytestmark = [pytest.mark.postgres_only, pytest.mark.timeout(180)]
@@ -39,84 +51,17 @@ LOGGED = {
     "retrying in": r"retrying in",
     "Traceback": r"Traceback",
 }
-# consumers/loop.py's line for an error it survived: "name: Type: message; retrying in 1.0s"
-SURVIVED = re.compile(r"(\w+(?:Error|Exception)): (.*?); retrying in ")
-
-
-def spread_prefix(cluster, shards=SHARDS, stem="gobarber-migration"):
-    """The first of `stem-0`, `stem-1`... whose shards' hash tags land on every master (on
-    two at least, should no candidate reach all): the same prefix on every run."""
-    best, best_masters = None, 0
-    for number in range(200):
-        prefix = f"{stem}-{number}"
-        tags = ["{" + prefix + (f":{shard}" if shard else "") + "}" for shard in range(shards)]
-        masters = len(cluster.masters_of(tags))
-        if masters == len(cluster.nodes):
-            return prefix
-        if masters > best_masters:
-            best, best_masters = prefix, masters
-    assert best_masters >= 2, "no candidate prefix spreads the shards over two masters"
-    return best
 
 
 @pytest.fixture
 def config_overrides(redis_cluster):
-    return {
-        "REDIS_URL": redis_cluster.url,
-        "REDIS_CLUSTER": True,
-        "MAIL_STREAM_SHARDS": SHARDS,
-        "MAIL_STREAM_PREFIX": spread_prefix(redis_cluster),
-    }
+    return cluster_settings(redis_cluster, SHARDS, "gobarber-migration")
 
 
 @pytest.fixture
 def pipeline_env(pipeline_env, config_overrides):
     """The processes reach the same cluster, prefix and shards as the test's app."""
-    return {
-        **pipeline_env,
-        "REDIS_URL": config_overrides["REDIS_URL"],
-        "REDIS_CLUSTER": "true",
-        "MAIL_STREAM_SHARDS": SHARDS,
-        "MAIL_STREAM_PREFIX": config_overrides["MAIL_STREAM_PREFIX"],
-    }
-
-
-class Producer(threading.Thread):
-    """Cancel `ids` over HTTP one after another, `pace` seconds apart; the ids from
-    `hold_at` on wait for `resume` to be set. Its own HTTP session: requests' is not
-    shared between threads."""
-
-    def __init__(self, url, token, ids, *, pace, hold_at):
-        super().__init__(daemon=True)
-        self.client, self.token, self.ids = Client(url), token, ids
-        self.pace, self.hold_at = pace, hold_at
-        self.resume, self.quit = threading.Event(), threading.Event()
-        self.statuses, self.error = [], None
-
-    @property
-    def done(self):
-        return len(self.statuses)
-
-    def run(self):
-        try:
-            for number, appointment_id in enumerate(self.ids):
-                if number == self.hold_at:
-                    self.resume.wait(120)
-                if self.quit.is_set():
-                    return
-                answer = self.client.call("DELETE", f"/appointments/{appointment_id}", self.token)
-                self.statuses.append(answer.status_code)
-                self.quit.wait(self.pace)  # a steady flow, not a wait for a condition
-        except Exception as error:  # reported by the test, which fails on it
-            self.error = error
-
-
-def mails_per_appointment(app, smtp_server):
-    """How many mails the SMTP server received for each appointment (by Message-ID)."""
-    appointment_of = {
-        f"<{row.event_id}@gobarber.com>": row.appointment_id for row in deliveries(app)
-    }
-    return Counter(appointment_of.get(message["Message-ID"]) for message in smtp_server.messages)
+    return {**pipeline_env, **process_settings(config_overrides)}
 
 
 def mails_within(smtp_server, more, *, within):
@@ -130,39 +75,6 @@ def mails_within(smtp_server, more, *, within):
     return len(smtp_server.messages) - seen
 
 
-def error_replies(cluster):
-    """Error replies by kind (INFO errorstats) summed over the nodes, the ASKING calls,
-    and the commands refused (a redirection, TRYAGAIN) or failed, by command."""
-    totals, refused = Counter(), Counter()
-    for address in cluster.nodes:
-        node = cluster.node_client(address, decode_responses=True)
-        for name, stats in node.info("errorstats").items():
-            totals[name.removeprefix("errorstat_")] += stats["count"]
-        for name, stats in node.info("commandstats").items():
-            command = name.removeprefix("cmdstat_")
-            if command == "asking":
-                totals["ASKING (calls)"] += stats["calls"]
-            if stats.get("rejected_calls", 0) + stats.get("failed_calls", 0):
-                refused[command] += stats.get("rejected_calls", 0) + stats.get("failed_calls", 0)
-        node.close()
-    return totals, refused
-
-
-def reset_stats(cluster):
-    for address in cluster.nodes:
-        node = cluster.node_client(address)
-        node.config_resetstat()
-        node.close()
-
-
-def logged(processes, name):
-    """How often the process `name` logged each of LOGGED, and the errors it survived."""
-    text = processes.log(name)
-    counts = {what: len(re.findall(pattern, text)) for what, pattern in LOGGED.items()}
-    survived = Counter(f"{kind}: {message[:80]}" for kind, message in SURVIVED.findall(text))
-    return counts, survived
-
-
 def test_a_shard_slot_migrated_in_steps_while_cancels_flow(
     app, processes, smtp_server, slot, redis_cluster
 ):
@@ -174,6 +86,7 @@ def test_a_shard_slot_migrated_in_steps_while_cancels_flow(
     target = next(address for address in redis_cluster.nodes if address != source)
     every_stream = [queue.stream_key("default", each) for each in range(SHARDS)]
     assert len(redis_cluster.masters_of(every_stream)) >= 2
+    node = partial(redis_cluster.node_client, decode_responses=True)
 
     url = processes.web(workers=1)
     client = Client(url)
@@ -192,10 +105,10 @@ def test_a_shard_slot_migrated_in_steps_while_cancels_flow(
             what="10 mails before the migration",
         )
         assert producer.error is None, producer.error
-        source_node = redis_cluster.node_client(source, decode_responses=True)
+        source_node = node(source)
         keys_before = source_node.execute_command("CLUSTER", "GETKEYSINSLOT", moving, 1000)
         source_node.close()
-        reset_stats(redis_cluster)
+        reset_stats(redis_cluster.nodes, node)
 
         assert redis_cluster.begin_migration(moving, target) == source
         cancels_at_begin, steps = producer.done, []
@@ -208,27 +121,16 @@ def test_a_shard_slot_migrated_in_steps_while_cancels_flow(
             steps.append(progress)
         redis_cluster.finish_migration(moving, target)
         cancels_at_finish = producer.done
-        replies, refused = error_replies(redis_cluster)
+        replies, refused = error_replies(redis_cluster.nodes, node)
     finally:
         producer.resume.set()
     producer.join(timeout=60)
     assert not producer.is_alive() and producer.error is None, producer.error
 
     assert producer.statuses == [200] * 100
-    wanted = {f"<{row.event_id}@gobarber.com>" for row in deliveries(app)}
-    wait_until(
-        lambda: wanted <= {message["Message-ID"] for message in smtp_server.messages},
-        timeout=90,
-        what="every cancellation's mail",
-    )
-    wait_until(
-        lambda: {row.status for row in deliveries(app)} == {"sent"},
-        timeout=30,
-        what="every row sent",
-    )
-    wait_until(lambda: owed(app) == 0, timeout=30, what="no pending entries")
+    all_sent(app, smtp_server, timeout=90, what="every cancellation's mail")
 
-    reports = {name: logged(processes, name) for name in ("web", "worker-1", "reaper")}
+    reports = {name: logged(processes, name, LOGGED) for name in ("web", "worker-1", "reaper")}
     print(
         f"\nslot {moving} (shard {shard}) moved {source} -> {target} in {len(steps)} steps "
         f"of one key ({len(keys_before)} keys: {sorted(keys_before)})"
@@ -248,8 +150,11 @@ def test_a_shard_slot_migrated_in_steps_while_cancels_flow(
     assert redis_cluster.owner(moving) == target
     assert redis_cluster.masters_of([stream]) == {target}
     assert cancels_at_finish > cancels_at_begin  # cancels flowed while the slot moved
+    # The other shards kept flowing while shard 0's slot moved: were a failure on the
+    # moving shard to stop every shard's pass again, nearly every step would settle none.
+    # Six runs here settled a mail in 5 to 7 of the 7 or 8 steps after the first two.
+    settling = [settled for settled in steps[2:] if settled]
+    assert len(settling) > len(steps[2:]) / 2, steps
     counts = mails_per_appointment(app, smtp_server)
     assert counts == Counter(dict.fromkeys(ids, 1))  # no mail lost, none sent twice
-    for name in ("web", "worker-1", "reaper"):
-        processes.assert_alive(name)
-        assert reports[name][0]["Traceback"] == 0, processes.log(name)
+    assert_survived(processes, "web", "worker-1", "reaper")
