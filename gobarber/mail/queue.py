@@ -402,19 +402,25 @@ class MailQueue:
         if not answering:
             return []  # every shard tried is paused now; the next read tries others
 
-        def block(shard):
-            return self.redis.xreadgroup(
+        shard = answering[0]
+        try:
+            reply = self.redis.xreadgroup(
                 self.group,
                 consumer,
                 {key: ">" for key in self._streams[shard]},
                 count=count,
                 block=max(1, block_ms // len(order)),
             )
-
+        except REDIS_ERRORS as error:
+            # A blocked read whose slot migrated away is UNBLOCKED: with other shards to
+            # read, that shard pauses and the next read goes on with them.
+            if len(self.reading) == 1:
+                raise
+            self._pause(shard, error)
+            return []
         entries = []
-        for _, reply in self._each_shard(answering[:1], block):
-            for key, messages in sorted(reply or [], key=lambda i: self._reading_order[i[0]]):
-                entries += _entries(key, messages)
+        for key, messages in sorted(reply or [], key=lambda item: self._reading_order[item[0]]):
+            entries += _entries(key, messages)
         return entries
 
     def read_urgent(self, consumer, *, count):
@@ -423,8 +429,6 @@ class MailQueue:
         entries = []
 
         def read(shard):
-            if len(entries) >= count:
-                return None
             return self.redis.xreadgroup(
                 self.group,
                 consumer,
@@ -434,6 +438,8 @@ class MailQueue:
 
         for _, reply in self._each_shard(self._shards_in_turn(), read):
             entries += [entry for key, messages in reply or [] for entry in _entries(key, messages)]
+            if len(entries) >= count:
+                break
         return entries
 
     def claim(self, consumer, held):

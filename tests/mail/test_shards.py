@@ -6,6 +6,7 @@ import uuid
 from collections import Counter
 
 import pytest
+import redis
 from sqlalchemy import select
 
 from consumers.loop import Stop
@@ -236,3 +237,27 @@ def test_metrics_sum_the_shards_and_show_each_ones_backlog(client, queue):
     assert backlog["2", "lag"] + backlog["2", "pending"] == 2
     assert backlog["3", "lag"] + backlog["3", "pending"] == 1
     assert backlog["0", "lag"] == backlog["1", "lag"] == 0
+
+
+def test_a_failing_shard_pauses_and_the_others_go_on(queue, caplog):
+    queue.ensure_group()
+    broken = queue.stream_key("default", 1)
+    queue.redis.delete(broken)
+    queue.redis.set(broken, "not a stream")  # every read of shard 1 now fails (WRONGTYPE)
+    sent = [queue.publish("default", fields(), shard=0) for _ in range(3)]
+
+    read = []
+    for _ in range(3 * SHARDS):
+        read += queue.read_new("w", count=10, block_ms=10)
+    assert [(queue.shard_of(entry), entry.entry_id) for entry in read] == [(0, i) for i in sent]
+    assert "shard 1: ResponseError: WRONGTYPE" in caplog.text
+    assert "the other shards go on" in caplog.text
+
+
+def test_a_single_shard_that_fails_fails_the_read(redis_conn, app):
+    queue = MailQueue(redis_conn, prefix=app.config["MAIL_STREAM_PREFIX"], group="g")
+    queue.ensure_group()
+    queue.redis.delete(queue.stream_key("default"))
+    queue.redis.set(queue.stream_key("default"), "not a stream")
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        queue.read_new("w", count=10, block_ms=10)
