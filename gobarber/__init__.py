@@ -50,6 +50,7 @@ def register_extensions(app):
     extensions.cors.init_app(app, resources=security.API_CORS_RESOURCES)
     extensions.redis_store.init_app(app)
     extensions.mail_queue.init_app(app)
+    extensions.publishing_queue.init_app(app)
     security.init_app(app)
 
 

@@ -8,6 +8,8 @@ from flask_mail import Mail
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
 
@@ -62,6 +64,16 @@ class AppBound:
 redis_store = AppBound("redis", lambda app: connect(app.config))
 mail_queue = AppBound(
     "mail_queue", lambda app: MailQueue.from_config(redis_store.get(app), app.config)
+)
+# Requests publish through a client that gives up quickly and never retries: a cancel must
+# not wait on a Redis that hangs (a master stopped answering, a cluster down); its mail
+# stays in the outbox and the reaper relays it. Consumers keep the patient client above.
+PUBLISH_TIMEOUT_S = 0.5
+publishing_queue = AppBound(
+    "publishing_queue",
+    lambda app: MailQueue.from_config(
+        connect(app.config, timeout=PUBLISH_TIMEOUT_S, retry=Retry(NoBackoff(), 0)), app.config
+    ),
 )
 # The admin page's sessions: Flask-Session stores msgpack bytes, so replies stay bytes.
 session_redis = AppBound("session_redis", lambda app: connect(app.config, decode_responses=False))

@@ -20,7 +20,7 @@ from flask import current_app
 from sqlalchemy import bindparam, func, or_, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from gobarber.extensions import db, mail_queue
+from gobarber.extensions import db, mail_queue, publishing_queue
 from gobarber.mail.queue import Priority, shard_for
 from gobarber.mail.transitions import Transition, record
 from gobarber.models import Appointment, MailDelivery
@@ -209,7 +209,7 @@ def publish_quietly(delivery, queue=None):
     event is harmless.
     """
     try:
-        publish(delivery, queue)
+        publish(delivery, queue or publishing_queue.get())
     except (*REDIS_ERRORS, SQLAlchemyError) as error:
         db.session.rollback()
         log.warning(

@@ -8,10 +8,12 @@ received, one mail per appointment.
 
 import json
 import signal
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import redis
 
 from gobarber.extensions import mail_queue
 from gobarber.testing import wait_until
@@ -218,3 +220,52 @@ def test_a_refused_recipient_dead_letters_in_its_shard_until_an_operator_retries
         f"{len(dead_masters)} masters, retried by `flask queue retry --all`, each sent once"
     )
     assert_survived(processes, "web", "worker-1", "reaper")
+
+
+def test_a_master_gone_silent_takes_the_cluster_down_and_costs_only_delay(
+    app, processes, smtp_server, slot, redis_cluster
+):
+    """A master that stops answering (SIGSTOP: a hung host) makes the others answer
+    CLUSTERDOWN for every slot once it is marked failed; cancels keep their mail in the
+    outbox, worker and reaper back off, and when it answers again everything goes."""
+    queue = mail_queue.get(app)
+    url = processes.web(workers=1)
+    client = Client(url)
+    _, token = client.person("Cliente", "cliente@barber.example.com")
+    ids = client.book_many(16, token, slot)
+    processes.worker("worker-1")
+    processes.reaper()
+    assert cancel_all(client, token, ids[:8]) == [200] * 8
+    all_sent(app, smtp_server, timeout=60, what="the mails before the outage")
+
+    silent = redis_cluster.owner(redis_cluster.slot(queue.stream_key("default", 0)))
+    other = next(node for node in redis_cluster.nodes if node != silent)
+    process, _ = redis_cluster.servers.running[f"node-{silent.rsplit(':', 1)[1]}"]
+    probe = redis_cluster.node_client(other)
+
+    def cluster_down():
+        try:
+            probe.get(queue.stream_key("default", 0))
+        except redis.exceptions.ClusterDownError:
+            return True
+        except redis.RedisError:
+            return False
+        return False
+
+    process.send_signal(signal.SIGSTOP)
+    try:
+        wait_until(cluster_down, timeout=30, what="the other masters to answer CLUSTERDOWN")
+        # The web answers at once while Redis does not: the cancels' rows wait in the
+        # outbox. (Publishing with the consumers' patient client, one cancel took over
+        # 30 s here.)
+        started = time.monotonic()
+        assert cancel_all(client, token, ids[8:]) == [200] * 8
+        each_s = (time.monotonic() - started) / 8
+    finally:
+        process.send_signal(signal.SIGCONT)
+
+    all_sent(app, smtp_server, timeout=90, what="every mail once the master answers again")
+    assert mails_per_appointment(app, smtp_server) == Counter(dict.fromkeys(ids, 1))
+    assert_survived(processes, "web", "worker-1", "reaper")
+    assert each_s < 2.0, f"a cancel took {each_s:.1f} s on average during the outage"
+    assert "reason=relay" in processes.log("reaper")
