@@ -1,6 +1,7 @@
 """The mail pipeline as real processes on a Redis Cluster of three masters, the queue split
 into six shards whose hash tags land on every master: a worker killed mid-way, an SMTP
-outage, and a refused recipient whose dead letter an operator retries.
+outage, a refused recipient whose dead letter an operator retries, and a master gone
+silent until the cluster is down.
 
 Every test cancels over HTTP (gunicorn), and reads what the in-process SMTP server
 received, one mail per appointment.
