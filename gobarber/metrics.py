@@ -35,8 +35,6 @@ log = logging.getLogger(__name__)
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 OTHER_METHOD = "other"
 FLUSH_INTERVAL_S = 1.0
-# How long a scrape waits for this process's own counts to reach Redis.
-SCRAPE_FLUSH_TIMEOUT_S = 0.5
 # How long a process that exits waits for its last counts to reach Redis.
 EXIT_FLUSH_TIMEOUT_S = 5.0
 # Distinct (method, route, status) fields kept per Redis while it does not answer.
@@ -122,6 +120,9 @@ class _Outbox:
         self.sequence = 0
         self.in_flight = None  # (sequence, Counter): sent, not known to have landed
         self.failing = False
+        # One publication at a time, by the thread or by a scrape: a batch in flight
+        # re-sent by two at once could land twice.
+        self.publishing = threading.Lock()
 
     def take(self):
         """Make the pending counts the batch in flight, unless one is already."""
@@ -196,6 +197,15 @@ class RequestCounts:
             self._wake.wait_for(lambda: self._done >= ticket, timeout)
             return not self._outboxes
 
+    def publish_now(self, client, key):
+        """Publish the counts of the hash `key` on `client` in the calling thread, not
+        the counting thread's: a scrape shows its own process's counts whatever else
+        that thread is waiting on (another Redis of the process that hangs)."""
+        with self._lock:
+            outbox = self._outboxes.get((id(client), key)) if self._pid == os.getpid() else None
+        if outbox is not None:
+            self._publish(outbox)
+
     def _start(self):
         self._pid = os.getpid()
         self._identity = uuid.uuid4().hex  # names this process's receipts in Redis
@@ -233,6 +243,10 @@ class RequestCounts:
                     del self._outboxes[name]
 
     def _publish(self, outbox):
+        with outbox.publishing:
+            self._publish_locked(outbox)
+
+    def _publish_locked(self, outbox):
         # At most two rounds: a batch left from a failed flush, then what came since.
         for _ in range(2):
             with self._lock:
@@ -267,9 +281,9 @@ def count_request(route, method, status):
     _requests.add(redis_store.get(), counter_key("http"), f"{method}|{route}|{status}")
 
 
-def publish_pending(timeout=SCRAPE_FLUSH_TIMEOUT_S):
-    """Publish this process's counted requests to Redis, waiting up to `timeout` s."""
-    return _requests.flush(timeout)
+def publish_pending():
+    """Publish the current app's counted requests of this process to its Redis now."""
+    _requests.publish_now(redis_store.get(), counter_key("http"))
 
 
 def parse_request_field(field, value):

@@ -169,7 +169,7 @@ def mail_health():
 @bp.get("/metrics")
 def scrape():
     # This process's own requests first, so one process sees what it just served; a
-    # hung Redis costs the scrape this short wait, then the 503 below.
+    # hung Redis costs the scrape its socket timeout, then the 503 below.
     metrics.publish_pending()
     try:
         payload = metrics.exposition(MailCollector(mail_queue.get(), Heartbeats(current_app)))

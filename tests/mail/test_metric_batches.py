@@ -87,8 +87,8 @@ def cancel(app, shop, served, count):
         shop.cancellation()
 
     def http_counted():
-        metrics.publish_pending()
         with app.app_context():
+            metrics.publish_pending()
             return sum(int(value) for value in metrics.read("http").values())
 
     wait_until(

@@ -222,3 +222,20 @@ def test_invented_http_methods_neither_break_metrics_nor_add_series(app, process
     fields = redis_store.get(app).hkeys("{" + app.config["MAIL_STREAM_PREFIX"] + "}:metrics:http")
     assert {field.split("|")[0] for field in fields} <= METHOD_LABELS, fields
     assert len(fields) <= 3, fields
+
+
+def test_a_hung_redis_does_not_hold_up_the_counts_of_another(app, client, database_url, tmp_path):
+    """Two apps in one process (as the test suite, or a process with two Redis clients):
+    the counts for the one whose Redis hangs must not keep the other's scrape from
+    showing its own, which it publishes first."""
+    with private_app(database_url, tmp_path, REDIS_SOCKET_TIMEOUT=5) as (hung_app, private):
+        hung = hung_app.test_client()
+        assert hung.get("/openapi.json").status_code == 200
+        wait_until(lambda: count_of(scrape(hung), **OPENAPI) == 1, timeout=10, what="a count")
+        with stopped(private):
+            # Its count waits: the counting thread is stuck on it for the socket timeout.
+            assert hung.get("/openapi.json").status_code == 200
+            for number in range(1, 4):
+                assert client.get("/openapi.json").status_code == 200
+                # One scrape each, no polling: its flush must not wait on the hung Redis.
+                assert count_of(scrape(client), **OPENAPI) == number
