@@ -268,5 +268,6 @@ def test_a_master_gone_silent_takes_the_cluster_down_and_costs_only_delay(
     all_sent(app, smtp_server, timeout=90, what="every mail once the master answers again")
     assert mails_per_appointment(app, smtp_server) == Counter(dict.fromkeys(ids, 1))
     assert_survived(processes, "web", "worker-1", "reaper")
+    print(f"\ncluster down: a cancel answered in {each_s:.2f} s on average")
     assert each_s < 2.0, f"a cancel took {each_s:.1f} s on average during the outage"
     assert "reason=relay" in processes.log("reaper")
