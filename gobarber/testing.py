@@ -47,6 +47,22 @@ def free_port():
         return probe.getsockname()[1]
 
 
+def terminate(running, *, grace):
+    """SIGTERM each (process, log file) pair's process still running, SIGKILL it after
+    `grace` seconds, and close its log."""
+    running = list(running)
+    for process, _ in running:
+        if process.poll() is None:
+            process.terminate()
+    for process, log in running:
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
 class Processes:
     """Start processes with one environment; kill them all at the end."""
 
@@ -118,16 +134,7 @@ class Processes:
 
     def stop_all(self):
         """SIGTERM every process still running, SIGKILL it after 15 s, close the logs."""
-        for process, _ in self.running.values():
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process, log in self.running.values():
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-            log.close()
+        terminate(self.running.values(), grace=15)
 
 
 class RedisAccess:
@@ -365,16 +372,7 @@ class _Servers:
     def stop(self):
         """SIGTERM every server, SIGKILL it after 10 s; safe to call twice."""
         running, self.running = self.running, {}
-        for process, _ in running.values():
-            if process.poll() is None:
-                process.terminate()
-        for process, log in running.values():
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-            log.close()
+        terminate(running.values(), grace=10)
 
 
 def _free_ports(count):
