@@ -332,14 +332,17 @@ class MailQueue:
         return PendingHistory(self, consumer)
 
     def _shards_in_turn(self):
-        """The shards read, starting one further at each call, so none starves another;
-        those paused after a failure are left out, unless every one is."""
+        """The shards read, starting one further at each call (only `read_new` takes
+        turns), so none starves another; see `_answering`."""
         start = self._turn % len(self.reading)
         self._turn += 1
-        order = self.reading[start:] + self.reading[:start]
+        return self._answering(self.reading[start:] + self.reading[:start])
+
+    def _answering(self, shards):
+        """`shards` but those paused after a failure, unless every one is."""
         current = time.monotonic()
-        answering = [shard for shard in order if self._paused.get(shard, (0.0,))[0] <= current]
-        return answering or order
+        answering = [shard for shard in shards if self._paused.get(shard, (0.0,))[0] <= current]
+        return answering or shards
 
     def _each_shard(self, shards, command):
         """Run `command(shard)` on each shard; yield (shard, reply) for those that answer.
@@ -436,7 +439,7 @@ class MailQueue:
                 count=count - len(entries),
             )
 
-        for _, reply in self._each_shard(self._shards_in_turn(), read):
+        for _, reply in self._each_shard(self._answering(self.reading), read):
             entries += [entry for key, messages in reply or [] for entry in _entries(key, messages)]
             if len(entries) >= count:
                 break
@@ -563,7 +566,7 @@ class MailQueue:
             keys = [*streams, *(f"{key}:due" for key in streams)]
             return self._release_due(keys=keys, args=[now_ms, count, self.delayed_key("", shard)])
 
-        for _, (flat, next_due) in self._each_shard(self._shards_in_turn(), release):
+        for _, (flat, next_due) in self._each_shard(self._answering(self.reading), release):
             pairs += zip(flat[::2], flat[1::2], strict=True)
             if next_due and (soonest is None or float(next_due) < soonest):
                 soonest = float(next_due)

@@ -261,3 +261,22 @@ def test_a_single_shard_that_fails_fails_the_read(redis_conn, app):
     queue.redis.set(queue.stream_key("default"), "not a stream")
     with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
         queue.read_new("w", count=10, block_ms=10)
+
+
+def test_releasing_retries_between_reads_does_not_skip_a_shards_turn(queue):
+    """A worker's pass may release due retries before it reads; that must not move the
+    reads' turn, or with an even number of shards some would never be looked at first
+    and, while the others are full, never read."""
+    queue.ensure_group()
+    pipe = queue.redis.pipeline(transaction=False)
+    for shard in (1, 3):
+        for _ in range(200):
+            pipe.xadd(queue.stream_key("default", shard), fields())
+    pipe.execute()
+    lonely = queue.publish("default", fields(), shard=2)
+
+    seen = []
+    for _ in range(2 * SHARDS):
+        queue.release_due(count=10)
+        seen += queue.read_new("w", count=50, block_ms=10)
+    assert lonely in [entry.entry_id for entry in seen if queue.shard_of(entry) == 2]
