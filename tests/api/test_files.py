@@ -4,15 +4,13 @@ The module runs with `MAX_UPLOAD_MB = 1`, so the size limit is cheap to cross.
 """
 
 import io
-import os
 import re
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from gobarber.extensions import db
-from gobarber.models import File
+from tests.uploads import noise_png, stored_files, upload
 
 NOT_AN_IMAGE = {"error": "File must be an image (JPEG, PNG, GIF or WebP)"}
 
@@ -26,29 +24,6 @@ def image_bytes(image_format, size=(16, 12), color="crimson"):
     buffer = io.BytesIO()
     Image.new("RGB", size, color).save(buffer, image_format)
     return buffer.getvalue()
-
-
-def noise_png(megabytes):
-    """A PNG of random pixels, which does not compress: about `megabytes` on disk."""
-    side = int((megabytes * 1024 * 1024 / 3) ** 0.5)
-    image = Image.frombytes("RGB", (side, side), os.urandom(side * side * 3))
-    buffer = io.BytesIO()
-    image.save(buffer, "PNG")
-    return buffer.getvalue()
-
-
-def upload(client, person, data, filename):
-    return client.post(
-        "/files", data={"file": (io.BytesIO(data), filename)}, headers=person.headers
-    )
-
-
-def stored_files(app):
-    folder = Path(app.config["UPLOAD_FOLDER"])
-    on_disk = sorted(p.name for p in folder.iterdir()) if folder.exists() else []
-    with app.app_context():
-        rows = sorted(db.session.scalars(db.select(File.path)).all())
-    return on_disk, rows
 
 
 @pytest.mark.parametrize(
@@ -161,7 +136,7 @@ def test_a_json_body_instead_of_a_file_is_refused(client, api):
 
 def test_an_image_over_the_size_limit_is_refused(app, client, api):
     person = api.person()
-    data = noise_png(1.5)
+    data = noise_png(1.5 * 1024)
     assert 1.3 * 1024 * 1024 < len(data) < 1.9 * 1024 * 1024
     refused = upload(client, person, data, "big.png")
     assert refused.status_code == 413
@@ -171,7 +146,7 @@ def test_an_image_over_the_size_limit_is_refused(app, client, api):
 
 def test_a_body_far_over_the_size_limit_is_refused_as_json(app, client, api):
     person = api.person()
-    refused = upload(client, person, noise_png(3), "huge.png")
+    refused = upload(client, person, noise_png(3 * 1024), "huge.png")
     assert refused.status_code == 413
     assert refused.json == {"error": "Payload too large"}
     assert stored_files(app) == ([], [])
@@ -179,7 +154,7 @@ def test_a_body_far_over_the_size_limit_is_refused_as_json(app, client, api):
 
 def test_an_image_just_under_the_limit_is_stored(client, api):
     person = api.person()
-    data = noise_png(0.9)
+    data = noise_png(0.9 * 1024)
     assert len(data) < 1024 * 1024
     assert upload(client, person, data, "fits.png").status_code == 200
 

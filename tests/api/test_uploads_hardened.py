@@ -3,7 +3,6 @@ shrunk, refused when they declare too many pixels or take their owner past the q
 and served with headers that stop browsers sniffing and clients asking again."""
 
 import io
-import os
 from pathlib import Path
 
 import pytest
@@ -12,6 +11,7 @@ from PIL import ExifTags, Image
 from gobarber.extensions import db
 from gobarber.models import File
 from gobarber.services.files import delete_stored, unlink_upload
+from tests.uploads import noise_png, stored_files, upload
 
 GPS = ExifTags.IFD.GPSInfo
 
@@ -35,12 +35,6 @@ def exif_with_gps(orientation=1):
     return exif
 
 
-def upload(client, person, data, filename):
-    return client.post(
-        "/files", data={"file": (io.BytesIO(data), filename)}, headers=person.headers
-    )
-
-
 def served(client, person, data, filename):
     """Upload `data` and return the bytes `GET /files/<path>` then serves."""
     uploaded = upload(client, person, data, filename)
@@ -48,20 +42,6 @@ def served(client, person, data, filename):
     answer = client.get(f"/files/{uploaded.json['path']}")
     assert answer.status_code == 200
     return answer.data
-
-
-def stored_files(app):
-    folder = Path(app.config["UPLOAD_FOLDER"])
-    on_disk = sorted(p.name for p in folder.iterdir()) if folder.exists() else []
-    with app.app_context():
-        rows = sorted(db.session.scalars(db.select(File.path)).all())
-    return on_disk, rows
-
-
-def noise_png(kilobytes):
-    """A PNG of random pixels, which does not compress: about `kilobytes` on disk."""
-    side = int((kilobytes * 1024 / 3) ** 0.5)
-    return encoded(Image.frombytes("RGB", (side, side), os.urandom(side * side * 3)), "PNG")
 
 
 def test_the_uploader_owns_the_file_and_its_size_is_recorded(app, client, api):
