@@ -202,6 +202,8 @@ def from_environment():
         "MAIL_DEAD_MAX": _int("MAIL_DEAD_MAX", 10_000),
         "STARTUP_WAIT": _int("STARTUP_WAIT", 0),
         "MAIL_BATCH_SIZE": _int("MAIL_BATCH_SIZE", 50),
+        # SMTP sessions a worker keeps sending at once, each reused from mail to mail.
+        "MAIL_CONCURRENCY": _int("MAIL_CONCURRENCY", 16),
         "MAIL_BLOCK_MS": _int("MAIL_BLOCK_MS", 2000),
         "MAIL_RELAY_AFTER": _int("MAIL_RELAY_AFTER", 5),
         "MAIL_REPUBLISH_AFTER": _int("MAIL_REPUBLISH_AFTER", 300),
@@ -327,6 +329,8 @@ def validate(config, instance_path="instance"):
         raise ConfigError("MAX_UPLOAD_MB must be at least 1")
     if config["MAIL_MAX_ATTEMPTS"] < 1:
         raise ConfigError("MAIL_MAX_ATTEMPTS must be at least 1")
+    if not 1 <= config["MAIL_CONCURRENCY"] <= 256:
+        raise ConfigError("MAIL_CONCURRENCY must be between 1 and 256")
     # A worker still talking to the SMTP server must not look dead to the reaper.
     if config["MAIL_VISIBILITY_TIMEOUT"] <= config["MAIL_TIMEOUT"]:
         raise ConfigError(
