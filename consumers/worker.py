@@ -5,6 +5,7 @@ Run it with `python -m consumers.worker [--name NAME]`. Give every worker a stab
 """
 
 import logging
+import sys
 import time
 
 from consumers.loop import consumer_name, main
@@ -18,6 +19,7 @@ log = logging.getLogger("consumers.worker")  # not __main__ under `python -m`
 
 # How often a worker looks for retries that other workers scheduled; its own it knows.
 DUE_CHECK_S = 1.0
+SWITCH_INTERVAL_S = 0.0005
 
 
 class MailWorker:
@@ -54,22 +56,32 @@ class MailWorker:
         self.heartbeats.beat(self.name)
         entries = self._next_entries()
         if entries:
-            outcome = self.deliverer.deliver(entries)
+            outcome = self.deliverer.deliver(entries, more=self._more_entries)
             if outcome.later:
                 soonest = min(delay for _, delay in outcome.later)
                 self.check_due_at = min(self.check_due_at, time.monotonic() + soonest)
 
     def shutdown(self):
+        self.deliverer.close()
         self.heartbeats.stop(self.name)
         log.info("worker %s stopped", self.name)
 
-    def _next_entries(self):
+    def _next_entries(self, count=None, *, wait=True):
+        """This consumer's own pending entries first, then retries that are due, then new
+        ones; waiting for new ones only with `wait` (the deliverer asks for more while its
+        sessions are sending, and must not wait)."""
+        count = count or self.batch
         if not self.history.exhausted:
-            entries = self.history.read(self.batch)
+            entries = self.history.read(count)
             if entries:
                 return entries
         self._release_due()
-        return self.queue.read_new(self.name, count=self.batch, block_ms=self._block_ms())
+        return self.queue.read_new(
+            self.name, count=count, block_ms=self._block_ms() if wait else None
+        )
+
+    def _more_entries(self, count):
+        return self._next_entries(count, wait=False)
 
     def _release_due(self):
         """Put retries that are due back on the streams, where any worker reads them."""
@@ -89,6 +101,10 @@ class MailWorker:
 
 
 def build(app, *, stop, name=None):
+    # The senders spend their time waiting on SMTP replies; each reply wakes a thread that
+    # needs the GIL, while this thread reads and renders. Python's default 5 ms switch
+    # interval would add up to that per reply, several times a mail.
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     return MailWorker(app, stop=stop, name=name)
 
 

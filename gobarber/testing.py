@@ -257,11 +257,18 @@ class Mailbox:
         self.lock = threading.Lock()
         self.arrived = threading.Condition(self.lock)
         self.refuse_recipients = {}  # address -> "550 ..." reply
+        self.hang_up_on = set()  # addresses whose RCPT TO drops the connection
         self.transient_failures = 0  # answer 451 to this many DATA commands
         self.delay = 0.0
         self.on_message = None  # called with each accepted message, from the server thread
+        self.sending_now = 0  # DATA commands being answered at this moment
+        self.most_at_once = 0  # the most ever answered at once
+        self.peers = []  # the client address of each message's connection
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address.lower() in self.hang_up_on:
+            server.transport.close()  # a connection lost mid-transaction
+            return "421 4.4.2 Connection dropped"
         reply = self.refuse_recipients.get(address.lower())
         if reply:
             return reply
@@ -269,8 +276,18 @@ class Mailbox:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
-        if self.delay:
-            await asyncio.sleep(self.delay)
+        with self.lock:
+            self.sending_now += 1
+            self.most_at_once = max(self.most_at_once, self.sending_now)
+        try:
+            if self.delay:
+                await asyncio.sleep(self.delay)
+            return self._answer(session, envelope)
+        finally:
+            with self.lock:
+                self.sending_now -= 1
+
+    def _answer(self, session, envelope):
         with self.lock:
             if self.transient_failures > 0:
                 self.transient_failures -= 1
@@ -279,6 +296,7 @@ class Mailbox:
             self.messages.append(message)
             # aiosmtpd starts a fresh envelope for the next transaction, so this one stays.
             self.envelopes.append(envelope)
+            self.peers.append(session.peer)
             self.arrived.notify_all()
         if self.on_message is not None:
             self.on_message(message)

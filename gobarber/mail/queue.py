@@ -17,9 +17,8 @@ import logging
 import re
 import time
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
-from functools import cached_property
 
 import redis
 
@@ -63,6 +62,13 @@ class Entry:
     stream: str
     entry_id: str
     fields: dict | None
+    #: Whether the entry names an event (a UUID), parsed once, as every step asks.
+    is_readable: bool = field(init=False, repr=False)
+
+    def __post_init__(self):
+        # Not a cached_property: on Python 3.11 each of its reads takes a lock, and the
+        # worker asks this several times an entry.
+        object.__setattr__(self, "is_readable", is_event_id(self.event_id))
 
     def __eq__(self, other):
         if not isinstance(other, Entry):
@@ -79,11 +85,6 @@ class Entry:
     @property
     def kind(self):
         return (self.fields or {}).get("kind")
-
-    @cached_property
-    def is_readable(self):
-        """Whether the entry names an event (a UUID); parsed once, as every step asks."""
-        return is_event_id(self.event_id)
 
     @property
     def redeliveries(self):
@@ -381,7 +382,7 @@ class MailQueue:
 
     def read_new(self, consumer, *, count, block_ms):
         """Read entries never delivered, one shard's batch at a time, high priority first
-        within the shard; block when no shard has any.
+        within the shard; block when no shard has any (unless `block_ms` is None).
 
         The shards take turns being looked at first. With several shards the blocking read
         waits on one shard, for its share of `block_ms`, since a cluster cannot block on
@@ -402,7 +403,7 @@ class MailQueue:
                     key, [(i, dict(zip(f[::2], f[1::2], strict=True))) for i, f in messages]
                 )
             answering.append(shard)
-        if not answering:
+        if not answering or block_ms is None:
             return []  # every shard tried is paused now; the next read tries others
 
         shard = answering[0]

@@ -1,9 +1,11 @@
-"""One SMTP connection reused across a batch, with a timeout, and how to read its errors."""
+"""One SMTP connection reused from mail to mail, with a timeout, and how to read its errors."""
 
 import smtplib
+import time
+from dataclasses import dataclass
 from email.utils import parseaddr
 
-from flask_mail import Connection
+from flask_mail import BadHeaderError, Connection, sanitize_address, sanitize_addresses
 
 from gobarber.extensions import mail_settings
 
@@ -26,33 +28,59 @@ class _TimedConnection(Connection):
         return host
 
 
+@dataclass(frozen=True)
+class Outgoing:
+    """A message ready for the wire: its envelope and its bytes.
+
+    Built where the message is rendered (`of`), so that a sender thread only talks to
+    the SMTP server: building the MIME text is CPU work, which threads would only
+    contend for.
+    """
+
+    sender: str
+    recipients: list
+    data: bytes
+
+    @classmethod
+    def of(cls, message):
+        """What Flask-Mail's `Connection.send` would put on the wire for `message`."""
+        if message.has_bad_headers():
+            raise BadHeaderError(f"a header of {message.subject!r} holds a line break")
+        if message.date is None:
+            message.date = time.time()
+        return cls(
+            sender=sanitize_address(message.sender),
+            recipients=list(sanitize_addresses(message.send_to)),
+            data=message.as_bytes(),
+        )
+
+
 class SmtpSession:
     """Open the connection on the first send, keep it for the next, reopen after a failure."""
 
     def __init__(self, app):
         self._state = mail_settings(app)
         self._timeout = app.config["MAIL_TIMEOUT"]
-        self._connection = None
+        self._host = None
 
-    def send(self, message):
-        if self._connection is None:
-            connection = _TimedConnection(self._state, self._timeout)
-            connection.host = connection.configure_host()
-            self._connection = connection
+    def send(self, outgoing):
+        """Send an `Outgoing` message; raise what the server or the network said."""
+        if self._host is None:
+            self._host = _TimedConnection(self._state, self._timeout).configure_host()
         try:
-            self._connection.send(message)
+            self._host.sendmail(outgoing.sender, outgoing.recipients, outgoing.data)
         except Exception:
             # After an error the session's state is unknown; the next send starts afresh.
             self.close()
             raise
 
     def close(self):
-        connection, self._connection = self._connection, None
-        if connection is not None and connection.host is not None:
+        host, self._host = self._host, None
+        if host is not None:
             try:
-                connection.host.quit()
+                host.quit()
             except (smtplib.SMTPException, OSError):
-                connection.host.close()
+                host.close()
 
 
 def is_permanent(error):

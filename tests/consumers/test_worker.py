@@ -4,6 +4,8 @@ from dataclasses import replace
 
 import pytest
 
+from consumers.loop import Stop
+from consumers.worker import MailWorker
 from gobarber.extensions import db
 from gobarber.mail import outbox
 from gobarber.models import MailDelivery
@@ -194,17 +196,22 @@ def test_high_priority_is_sent_before_a_default_backlog(
 
     worker.loop()
 
-    [first] = smtp_server.messages  # the high entry alone, ahead of twelve default ones
+    # The high entry was read alone, ahead of the twelve default ones, and sent first;
+    # the backlog followed while it was being sent.
+    first = smtp_server.messages[0]
     assert first["To"].addresses[0].addr_spec == "urgent@barber.example.com"
-    run_until_settled(
-        worker, lambda: len(smtp_server.messages) == 13, what="13 mails: urgent and backlog"
-    )
+    assert len(smtp_server.messages) == 13
     assert redis_conn.xlen(queue.stream_key("default")) == 0
 
 
 def test_high_priority_arriving_mid_batch_is_sent_before_the_batch_ends(
-    app, shop, worker, smtp_server, queue
+    app, shop, smtp_server, queue
 ):
+    # One session, so the backlog goes one mail at a time and the urgent mail can only
+    # get ahead of the rest by being taken in mid-batch.
+    app.config["MAIL_CONCURRENCY"] = 1
+    worker = MailWorker(app, stop=Stop(), name="worker-one-session")
+    worker.initialize()
     backlog = [shop.cancellation() for _ in range(12)]
     with app.app_context():
         appointment_id = shop.delivery(backlog[0]["id"]).appointment_id
@@ -238,16 +245,34 @@ def test_high_priority_arriving_mid_batch_is_sent_before_the_batch_ends(
     assert owed(app) == 0
 
 
-def test_stop_leaves_the_rest_of_the_batch_pending(shop, worker, smtp_server, redis_conn, queue):
-    for _ in range(3):
-        shop.cancellation()
+def test_stop_finishes_the_sends_in_flight_and_leaves_the_rest_pending(
+    app, shop, smtp_server, redis_conn, queue
+):
+    app.config["MAIL_CONCURRENCY"] = 2
+    worker = MailWorker(app, stop=Stop(), name="worker-stopping")
+    worker.initialize()
+    canceled = [shop.cancellation() for _ in range(6)]
+    smtp_server.mailbox.delay = 0.2  # both sessions are mid-send when the signal comes
     # SIGTERM arrives while the first mail is being accepted.
     smtp_server.mailbox.on_message = lambda _message: worker.stop.set()
 
     worker.loop()
 
-    assert len(smtp_server.messages) == 1
-    assert pending(queue) == 2  # still owed, picked up on restart or by the reaper
+    # The two mails in flight were accepted and recorded; none was started after the
+    # signal, and the other four are still owed, for this name on restart or the reaper.
+    assert len(smtp_server.messages) == 2
+    statuses = sorted(shop.delivery(c["id"]).status for c in canceled)
+    assert statuses == ["queued"] * 4 + ["sent"] * 2
+    assert pending(queue) == 4
+    assert not redis_conn.keys(queue.lock_key("*"))  # their send locks released
+
+    smtp_server.mailbox.on_message = None
+    again = MailWorker(app, stop=Stop(), name="worker-stopping")
+    again.initialize()
+    again.loop()
+    ids = [m["Message-ID"] for m in smtp_server.messages]
+    assert len(ids) == 6 and len(set(ids)) == 6  # each mail once
+    assert pending(queue) == 0
 
 
 def test_restarted_worker_first_reads_its_own_pending_entries(

@@ -60,7 +60,9 @@ def test_200_cancellations_with_a_worker_killed_mid_way(app, processes, smtp_ser
         f"\ne2e: 200 cancellations, {len(received)} mails received, "
         f"{len(set(received))} distinct, 1 worker killed (SIGKILL), {duplicates} duplicates"
     )
-    assert duplicates <= 1
+    # A killed worker may have had the mails in flight accepted by the SMTP server and not
+    # yet recorded as sent: at most one a session (docs/design.md).
+    assert duplicates <= app.config["MAIL_CONCURRENCY"]
 
 
 def test_smtp_answering_451_for_a_while_then_accepting(app, processes, smtp_server, slot):
