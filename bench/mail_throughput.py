@@ -3,8 +3,9 @@
 N cancellations are seeded exactly as `DELETE /appointments/:id` leaves them (canceled
 appointment, queued outbox row, stream entry); then 1 (and, on fresh data, 2) real
 `python -m consumers.worker` processes send them to the SMTP sink (aiosmtpd in its own
-process). Mails per second come from the outbox itself: (N - 1) / (last sent_at - first
-sent_at), so process start-up is not counted. The limit: a bare Flask-Mail loop in the
+process). Mails per second come from the outbox itself: the mails marked sent after
+the first mark over the time from the first mark to the last (`sent_rate`), so process
+start-up is not counted. The limit: a bare Flask-Mail loop in the
 benchmark process sending the same N messages (same subject, recipient, text and HTML
 bodies, rendered beforehand) over one connection to the same sink.
 """
@@ -22,14 +23,19 @@ from gobarber.mail.messages import render
 from gobarber.models import MailDelivery
 
 
-def sent_span(sys_):
-    """Seconds between the first and the last `sent_at` of the outbox."""
+def sent_rate(sys_):
+    """Mails a second from the outbox's `sent_at`: the mails marked after the first mark,
+    over the time from the first mark to the last. A worker marks the mails that came back
+    together with one timestamp, so the first mark's whole group is left out, not one."""
     with sys_.app.app_context():
         first, last = db.session.execute(
             select(func.min(MailDelivery.sent_at), func.max(MailDelivery.sent_at))
         ).one()
+        after_first = db.session.scalar(
+            select(func.count()).select_from(MailDelivery).where(MailDelivery.sent_at > first)
+        )
         db.session.rollback()
-    return (last - first).total_seconds()
+    return after_first / (last - first).total_seconds()
 
 
 def through_workers(workdir, total, workers):
@@ -39,7 +45,7 @@ def through_workers(workdir, total, workers):
         for number in range(workers):
             sys_.processes.worker(f"worker-{number + 1}")
         sys_.wait_sent(total, timeout=600)
-        return (total - 1) / sent_span(sys_)
+        return sent_rate(sys_)
 
 
 def bare_flask_mail(workdir, total):
@@ -73,8 +79,9 @@ def run(*, full, workdir):
         "mail",
         "3. Mail throughput end to end",
         f"{total:,} seeded cancellations' events sent by real worker processes to an aiosmtpd "
-        "sink in its own process; mails/s = (N-1) / (last sent_at - first sent_at) read from "
-        "the outbox. Limit: a bare Flask-Mail loop over one connection to the same sink.",
+        "sink in its own process; mails/s = mails marked after the first mark / (last "
+        "sent_at - first sent_at), read from the outbox. Limit: a bare Flask-Mail loop over "
+        "one connection to the same sink.",
     )
     bare = figure(
         res,
@@ -88,7 +95,8 @@ def run(*, full, workdir):
         "pipeline, 1 worker",
         through_workers(workdir / "mail-1", total, 1),
         "mails/s",
-        "python -m consumers.worker, batch 50: read row, render, send, commit sent, XACK",
+        "python -m consumers.worker, batch 50, MAIL_CONCURRENCY 16 (the default): rows read "
+        "a batch at a time, sends over 16 sessions, sent marks and XACKs a group at a time",
     )
     two = figure(
         res,
@@ -98,5 +106,5 @@ def run(*, full, workdir):
         "two worker processes in the group (2 cores shared with PostgreSQL, Redis, sink)",
     )
     ratio(res, "1 worker / bare Flask-Mail loop", one / bare, 0.7)
-    ratio(res, "2 workers / bare Flask-Mail loop", two / bare)
+    ratio(res, "2 workers / bare Flask-Mail loop", two / bare, 1.2)
     return res

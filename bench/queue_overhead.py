@@ -17,6 +17,7 @@ import re
 import subprocess
 import sys
 import time
+import types
 import uuid
 from unittest import mock
 
@@ -27,7 +28,7 @@ from system import BENCH, system
 from consumers.loop import Stop
 from consumers.worker import MailWorker
 from gobarber.extensions import db
-from gobarber.mail import delivery as delivery_module
+from gobarber.mail import smtp as smtp_module
 from gobarber.mail.delivery import Deliverer
 from gobarber.mail.queue import Priority
 
@@ -39,11 +40,14 @@ class NoopDeliverer(Deliverer):
 
     settled = 0
 
-    def _handle(self, entry, smtp, outcome):
+    def _rows(self, entries, settled):
+        return {}
+
+    def _handle(self, entry, rows, outcome):
         outcome.acked.append(entry)
 
-    def deliver(self, entries):
-        outcome = super().deliver(entries)
+    def deliver(self, entries, more=None):
+        outcome = super().deliver(entries, more)
         self.settled += len(outcome.acked)
         return outcome
 
@@ -147,13 +151,39 @@ class NullSmtp:
         pass
 
 
-def bookkeeping(sys_, total):
-    """Run the real Deliverer with a null SMTP session over `total` seeded cancellations:
-    return (seconds, SQL statements)."""
+# The Deliverer as it was before issue 13 (one app context, row read and commit per
+# mail): the baseline of the bookkeeping figure, loaded from git in the same run.
+BEFORE_BATCHING = "743114c"
+
+
+def deliverer_before_batching():
+    """The Deliverer class of BEFORE_BATCHING, or None when git cannot show it."""
+    try:
+        source = subprocess.run(
+            ["git", "show", f"{BEFORE_BATCHING}:gobarber/mail/delivery.py"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=BENCH,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    module = types.ModuleType("delivery_before_batching")
+    exec(compile(source, "delivery_before_batching.py", "exec"), module.__dict__)  # noqa: S102
+    return module
+
+
+def bookkeeping(sys_, total, before=None):
+    """Run the real Deliverer (or, with `before`, the module of BEFORE_BATCHING) with a
+    null SMTP session over `total` seeded cancellations: return (seconds, SQL statements)."""
     sys_.cancellations(total)
     app, queue = sys_.app, sys_.queue
     worker = MailWorker(app, stop=Stop(), name="bench-books")
     worker.initialize()
+    if before is not None:
+        worker.deliverer = before.Deliverer(
+            app, queue=queue, consumer=worker.name, notify=worker.deliverer.notify
+        )
     statements = []
     with app.app_context():
         engine = db.engine
@@ -161,9 +191,10 @@ def bookkeeping(sys_, total):
     def count(*_args):
         statements.append(1)
 
+    # The senders' sessions come from gobarber.mail.smtp; the old module held its own name.
     event.listen(engine, "before_cursor_execute", count)
     try:
-        with mock.patch.object(delivery_module, "SmtpSession", NullSmtp):
+        with mock.patch.object(before or smtp_module, "SmtpSession", NullSmtp):
             started, sent = time.perf_counter(), 0
             while sent < total:
                 entries = worker._next_entries()
@@ -172,6 +203,8 @@ def bookkeeping(sys_, total):
             seconds = time.perf_counter() - started
     finally:
         event.remove(engine, "before_cursor_execute", count)
+        if before is None:  # the old Deliverer had no senders to close
+            worker.shutdown()
     assert queue.redis.xlen(queue.stream_key(Priority.DEFAULT)) == 0
     return seconds, len(statements)
 
@@ -234,7 +267,7 @@ def run(*, full, workdir):
                 got.get("error", f"{how}; {peer_total:,} jobs"),
             )
         books_s, statement_count = bookkeeping(sys_, books)
-        figure(
+        book_rate = figure(
             res,
             "pipeline bookkeeping (DB read, render reads, sent commit), SMTP send skipped",
             books / books_s,
@@ -243,6 +276,22 @@ def run(*, full, workdir):
             f"session; {statement_count / books:.1f} SQL statements per event",
         )
         figure(res, "SQL statements per event", statement_count / books, "statements")
+        before = deliverer_before_batching()
+        if before is None:
+            note(res, f"git could not show {BEFORE_BATCHING}: no bookkeeping baseline")
+        else:
+            # A System of its own: the seeding signs the same people up again.
+            with system(workdir / "queue-before", MAIL_BATCH_SIZE=50) as again:
+                before_s, before_count = bookkeeping(again, books, before)
+            before_rate = figure(
+                res,
+                "bookkeeping before batching (the Deliverer of issue 13's start)",
+                books / before_s,
+                "events/s",
+                f"git show {BEFORE_BATCHING}:gobarber/mail/delivery.py, same seeding; "
+                f"{before_count / books:.1f} SQL statements per event",
+            )
+            ratio(res, "bookkeeping: batched / before batching", book_rate / before_rate, 4.0)
     ratio(res, "pipeline loop / bare redis-py loop", ours / bare, 0.5)
     best_bee = max((rate for rate in bees.values() if rate), default=None)
     if best_bee:

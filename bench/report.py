@@ -23,7 +23,9 @@ def ratio(res, name, value, target=None, *, at_least=True):
     passed = None
     if target is not None and value is not None:
         passed = value >= target if at_least else value <= target
-    res["ratios"].append({"name": name, "value": value, "target": target, "pass": passed})
+    res["ratios"].append(
+        {"name": name, "value": value, "target": target, "at_least": at_least, "pass": passed}
+    )
     return value
 
 
