@@ -2,6 +2,7 @@
 each mail once, recorded as sent before its entry is acknowledged, retried on its own."""
 
 import pytest
+import redis
 from sqlalchemy import event
 
 from consumers.loop import Stop
@@ -16,7 +17,8 @@ pytestmark = pytest.mark.sends_mail
 
 @pytest.fixture
 def config_overrides():
-    return {"MAIL_CONCURRENCY": 4}
+    # A Redis that stops answering fails a command within a second.
+    return {"MAIL_CONCURRENCY": 4, "REDIS_SOCKET_TIMEOUT": 1}
 
 
 @pytest.fixture
@@ -130,3 +132,40 @@ def test_two_entries_of_one_event_in_one_batch_send_it_once(app, shop, worker, s
     # The second entry waits to be looked at again; then the row says sent: no second mail.
     run_until_settled(worker, lambda: owed(app) == 0, what="the second entry settled")
     assert len(smtp_server.messages) == 1
+
+
+def test_redis_failing_mid_pass_records_what_the_server_accepted(
+    app, shop, worker, smtp_server, redis_conn, queue
+):
+    canceled = [shop.cancellation() for _ in range(8)]
+    smtp_server.mailbox.delay = 0.3
+    paused = []
+
+    def pause_writes_once(_message):
+        # The first mail is accepted: Redis stops taking writes for 1.5 s, so settling
+        # it times out while three more mails are still in flight.
+        if not paused:
+            paused.append(True)
+            redis_conn.execute_command("CLIENT", "PAUSE", 1500, "WRITE")
+
+    smtp_server.mailbox.on_message = pause_writes_once
+
+    with pytest.raises(redis.RedisError):
+        worker.loop()
+
+    # Every mail the server accepted (the sessions went on while Redis hung) is recorded
+    # as sent, though Redis heard of none of them.
+    accepted = {m["Message-ID"] for m in smtp_server.messages}
+    rows = [shop.delivery(c["id"]) for c in canceled]
+    assert {f"<{r.event_id}@gobarber.com>" for r in rows if r.status == "sent"} == accepted
+    assert accepted and pending(queue) == 8
+
+    # Redis back: the worker re-reads what it holds, acknowledges the sent ones unsent
+    # and sends the rest, each mail once.
+    smtp_server.mailbox.on_message = None
+    smtp_server.mailbox.delay = 0
+    worker.initialize()
+    run_until_settled(worker, lambda: owed(app) == 0, what="every entry settled")
+    ids = [m["Message-ID"] for m in smtp_server.messages]
+    assert len(ids) == 8 and len(set(ids)) == 8
+    assert {shop.delivery(c["id"]).status for c in canceled} == {"sent"}
