@@ -3,8 +3,8 @@
 The pipeline's loop is the real MailWorker (`consumers/worker.py`) with the real
 Deliverer (`gobarber/mail/delivery.py`), whose per-entry handling is replaced by "done":
 what is left is the worker's read (one script call: XREADGROUP on the high stream, the
-default one only when high is empty), the per-event send locks (SET NX PX, one script call
-a batch) and the settle step (MULTI: XACK + XDEL + DEL of the locks). Against it, on the
+default one only when high is empty, and the per-event send locks, SET NX PX, in the same
+call) and the settle step (MULTI: XACK + XDEL + DEL of the locks). Against it, on the
 same private Redis with the same backlog:
 (a) a bare redis-py loop, XREADGROUP COUNT n then one XACK a batch: the limit for Python;
 (b) Bee-Queue (npm) at concurrency 1 and 10; (c) Celery, RQ and Dramatiq no-op workers.
@@ -239,8 +239,8 @@ def run(*, full, workdir):
             "pipeline: MailWorker.loop() + Deliverer, handler does nothing",
             total / ours_s,
             "entries/s",
-            f"{passes} loop passes of up to {batch}; one read script (high, else default), one "
-            "lock script (SET NX PX per event), MULTI XACK+XDEL+DEL a batch",
+            f"{passes} loop passes of up to {batch}; one read script (high, else default, "
+            "with a SET NX PX send lock per event), MULTI XACK+XDEL+DEL a batch",
         )
         url = sys_.redis.url
         bees = {}

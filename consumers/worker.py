@@ -77,7 +77,10 @@ class MailWorker:
                 return entries
         self._release_due()
         return self.queue.read_new(
-            self.name, count=count, block_ms=self._block_ms() if wait else None
+            self.name,
+            count=count,
+            block_ms=self._block_ms() if wait else None,
+            lock_ms=self.deliverer.lock_ms,  # the send locks, in the read's round trip
         )
 
     def _more_entries(self, count):

@@ -207,8 +207,10 @@ class Deliverer:
         """Decide on `entries`: hand the mails owed to the senders, settle the rest."""
         if not entries:
             return
-        locked = self.queue.lock(self.consumer, entries, self.lock_ms)
-        self._locked.update(locked)
+        # Read with `lock_ms`, most entries come locked already; the rest are locked now.
+        self._locked.update(entry for entry in entries if entry.locked)
+        unlocked = [entry for entry in entries if not entry.locked]
+        self._locked.update(self.queue.lock(self.consumer, unlocked, self.lock_ms))
         settled = Outcome()
         with self.app.app_context():
             rows = self._rows([entry for entry in entries if entry in self._locked], settled)

@@ -62,6 +62,8 @@ class Entry:
     stream: str
     entry_id: str
     fields: dict | None
+    #: Whether this consumer took the event's send lock as it read the entry.
+    locked: bool = field(default=False, repr=False)
     #: Whether the entry names an event (a UUID), parsed once, as every step asks.
     is_readable: bool = field(init=False, repr=False)
 
@@ -119,13 +121,40 @@ def _entries(stream, reply):
     return [Entry(stream, entry_id, fields or None) for entry_id, fields in reply]
 
 
+# The event ids `is_event_id` accepts, as a Lua pattern ("%-": a bare "-" repeats).
+_EVENT_ID_LUA = "^" + "%-".join("[0-9a-f]" * n for n in (8, 4, 4, 4, 12)) + "$"
+
 # XREADGROUP the streams in priority order and return the first that has entries: one
-# round trip, and atomic, so no default entry is taken while a high one waits.
+# round trip, and atomic, so no default entry is taken while a high one waits. With a
+# lock owner (ARGV[4]), also take the send lock of each entry's event as `_SET_LOCKS`
+# does (the last `event_id` field counts, as in Python): the read and the locks in one
+# round trip. Returns {the XREADGROUP reply, 1 or 0 for each entry: locked}.
+# ARGV: group, consumer, count, lock owner ('' for none), lock ms, lock key prefix,
+# the event id pattern.
 _READ_BY_PRIORITY = """
 for _, key in ipairs(KEYS) do
   local reply = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3],
                            'STREAMS', key, '>')
-  if reply then return reply end
+  if reply then
+    local taken = {}
+    for i, message in ipairs(reply[1][2]) do
+      taken[i] = 0
+      local fields, event = message[2], nil
+      for j = 1, #fields - 1, 2 do
+        if fields[j] == 'event_id' then event = fields[j + 1] end
+      end
+      if ARGV[4] ~= '' and event and string.find(event, ARGV[7]) then
+        local lock = ARGV[6] .. event
+        if redis.call('SET', lock, ARGV[4], 'NX', 'PX', ARGV[5]) then
+          taken[i] = 1
+        elseif redis.call('GET', lock) == ARGV[4] then
+          redis.call('PEXPIRE', lock, ARGV[5])
+          taken[i] = 1
+        end
+      end
+    end
+    return {reply, taken}
+  end
 end
 return false
 """
@@ -207,6 +236,7 @@ class MailQueue:
             for shard in self.shards
         }
         self._shard_of = {key: shard for shard, keys in self._streams.items() for key in keys}
+        self._lock_prefixes = {shard: self.lock_key("", shard) for shard in self.shards}
         self._reading_order = {
             key: index for keys in self._streams.values() for index, key in enumerate(keys)
         }
@@ -235,6 +265,10 @@ class MailQueue:
 
     def _tag(self, shard):
         return "{" + self.prefix + (f":{shard}" if shard else "") + "}"
+
+    def _lock_prefix(self, shard):
+        """`lock_key(event_id, shard)` is this and the event id."""
+        return self._lock_prefixes[shard]
 
     def shard_of(self, entry):
         """The shard an entry (anything with a `stream`) was read from."""
@@ -380,9 +414,12 @@ class MailQueue:
                 delay,
             )
 
-    def read_new(self, consumer, *, count, block_ms):
+    def read_new(self, consumer, *, count, block_ms, lock_ms=None):
         """Read entries never delivered, one shard's batch at a time, high priority first
         within the shard; block when no shard has any (unless `block_ms` is None).
+
+        With `lock_ms`, the send locks of what a non-blocking read finds are taken for
+        `consumer` in the same round trip, as `lock` would; those entries say `locked`.
 
         The shards take turns being looked at first. With several shards the blocking read
         waits on one shard, for its share of `block_ms`, since a cluster cannot block on
@@ -390,18 +427,23 @@ class MailQueue:
         """
         order = self._shards_in_turn()
 
+        owner = consumer if lock_ms is not None else ""
+
         def read(shard):
             keys = self._streams[shard]
-            return self._read_by_priority(keys=keys, args=[self.group, consumer, count])
+            prefix = self._lock_prefix(shard)
+            args = [self.group, consumer, count, owner, lock_ms or 0, prefix, _EVENT_ID_LUA]
+            return self._read_by_priority(keys=keys, args=args)
 
         answering = []
         for shard, waiting in self._each_shard(order, read):
             if waiting:
-                [(key, messages)] = waiting
+                [[(key, messages)], taken] = waiting
                 # A script's reply is raw: each entry's fields come as a flat list.
-                return _entries(
-                    key, [(i, dict(zip(f[::2], f[1::2], strict=True))) for i, f in messages]
-                )
+                return [
+                    Entry(key, entry_id, dict(zip(f[::2], f[1::2], strict=True)), locked == 1)
+                    for (entry_id, f), locked in zip(messages, taken, strict=True)
+                ]
             answering.append(shard)
         if not answering or block_ms is None:
             return []  # every shard tried is paused now; the next read tries others
@@ -505,6 +547,10 @@ class MailQueue:
         locks. Nothing is acknowledged without its copy. Returns (event id, new entry
         id) pairs for the requeued entries that had a body.
         """
+        if len(self.shards) == 1:  # nothing to sort by shard
+            return self._settle_shard(
+                0, acked=acked, dead=dead, requeued=requeued, later=later, unlock=unlock
+            )
         work = {}
         for name, items in (
             ("acked", acked),
@@ -544,7 +590,8 @@ class MailQueue:
         for stream, ids in _by_stream(finished).items():
             pipe.xack(stream, self.group, *ids)
             pipe.xdel(stream, *ids)
-        locks = [self.lock_key(entry.event_id, shard) for entry in unlock if entry.is_readable]
+        prefix = self._lock_prefix(shard)
+        locks = [prefix + entry.event_id for entry in unlock if entry.is_readable]
         if locks:
             pipe.delete(*locks)
         if not len(pipe):
