@@ -98,24 +98,22 @@ class Senders:
 
     def _run(self):
         session = smtp.SmtpSession(self.app)
-        # Flask-Mail looks up its settings and signals through the app context.
-        with self.app.app_context():
-            try:
-                while (job := self._next()) is not None:
-                    job.started = time.monotonic()
-                    if self.should_stop():
-                        job.unsent = True  # a stopping worker starts no new send
-                    else:
-                        try:
-                            session.send(job.message)
-                        except Exception as error:  # noqa: BLE001 - the Deliverer decides
-                            job.error = error
-                    job.finished = time.monotonic()
-                    with self._lock:
-                        self._outstanding -= 1
-                    self._done.put(job)
-            finally:
-                session.close()
+        try:
+            while (job := self._next()) is not None:
+                job.started = time.monotonic()
+                if self.should_stop():
+                    job.unsent = True  # a stopping worker starts no new send
+                else:
+                    try:
+                        session.send(job.message)
+                    except Exception as error:  # noqa: BLE001 - the Deliverer decides
+                        job.error = error
+                job.finished = time.monotonic()
+                with self._lock:
+                    self._outstanding -= 1
+                self._done.put(job)
+        finally:
+            session.close()
 
     def _next(self):
         """The next job; None once idle long enough to end this sender."""
