@@ -199,9 +199,7 @@ def test_a_second_sigterm_stops_the_worker_at_once(app, processes, smtp_server, 
     wait_until(
         lambda: "reading" in processes.log("worker-1"), timeout=30, what="the worker to start"
     )
-    wait_until(
-        lambda: smtp_server.mailbox.sending_now > 0, timeout=30, what="mails being sent"
-    )
+    wait_until(lambda: smtp_server.mailbox.sending_now > 0, timeout=30, what="mails being sent")
 
     worker.send_signal(signal.SIGTERM)  # warm: would finish the mails in hand (30 s)
     wait_until(
