@@ -3,7 +3,7 @@
 from flask import Blueprint
 from pydantic import BaseModel, Field
 
-from gobarber.api.contract import current_user, endpoint
+from gobarber.api.contract import current_user, endpoint, signed_in
 from gobarber.api.fields import Id, IsoDateTime
 from gobarber.api.schemas import AppointmentDetail, AppointmentOut, AppointmentSummary
 from gobarber.services import appointments
@@ -85,7 +85,10 @@ def show(appointment_id):
         401: "Not yours, or less than 2 hours ahead",
         404: "Appointment not found",
     },
+    confirms_token=True,
 )
 def cancel(appointment_id):
-    row, delivery = appointments.cancel(user=current_user(), appointment_id=appointment_id)
-    return AppointmentDetail.of(row, delivery, appointments.reminder_mail(appointment=row))
+    row, delivery, reminder = appointments.cancel(
+        signed_in=signed_in(), appointment_id=appointment_id
+    )
+    return AppointmentDetail.of(row, delivery, reminder)

@@ -3,7 +3,7 @@
 from flask import Blueprint
 from pydantic import BaseModel, Field
 
-from gobarber.api.contract import endpoint
+from gobarber.api.contract import endpoint, signed_in
 from gobarber.api.schemas import ProviderOut, Slot
 from gobarber.services import appointments
 from gobarber.shop_time import from_millis
@@ -31,7 +31,10 @@ def index():
         400: "Invalid date",
         404: "Provider not found",
     },
+    confirms_token=True,
 )
 def available(provider_id, query):
-    slots = appointments.availability(provider_id=provider_id, moment=from_millis(query.date))
+    slots = appointments.availability(
+        signed_in=signed_in(), provider_id=provider_id, moment=from_millis(query.date)
+    )
     return [Slot.of(start, free) for start, free in slots]

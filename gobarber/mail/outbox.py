@@ -17,7 +17,7 @@ import uuid
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import bindparam, func, or_, select, text, update
+from sqlalchemy import bindparam, case, func, insert, or_, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from gobarber.extensions import db, mail_queue, publishing_queue
@@ -31,21 +31,62 @@ from gobarber.shop_time import now
 log = logging.getLogger(__name__)
 
 
-def queue_cancellation_mail(*, appointment, held=False):
-    """Add the provider's cancellation mail to the outbox (`held`: for an operator to
-    release); the caller commits."""
-    delivery = _new_delivery(
-        kind=MailKind.CANCELLATION,
-        priority=Priority.DEFAULT,
-        appointment_id=appointment.id,
-        # The address alone: the name joins it in the `To` header at render time only.
-        recipient=appointment.provider.email,
-        status=DeliveryStatus.HELD if held else DeliveryStatus.QUEUED,
-        attempts=0,
-        created_at=now(),
+# How far back a customer's cancellation mails count against `CANCELLATION_MAILS_PER_DAY`.
+MAIL_CAP_WINDOW = timedelta(hours=24)
+_appointment = Appointment.__table__.alias("mailed")
+_mails_of_the_day = (
+    select(func.count())
+    .select_from(MailDelivery)
+    .join(_appointment, _appointment.c.id == MailDelivery.appointment_id)
+    .where(
+        _appointment.c.user_id == bindparam("customer_id"),
+        MailDelivery.kind == MailKind.CANCELLATION,
+        MailDelivery.status != DeliveryStatus.HELD,
+        MailDelivery.created_at >= bindparam("since", type_=MailDelivery.created_at.type),
     )
-    db.session.add(delivery)
-    return delivery
+    .scalar_subquery()
+)
+# Held or queued is decided by the INSERT itself: one round trip, and the count is taken
+# after the caller's lock on the customer, so concurrent cancels count each other's.
+_ADD_CANCELLATION_MAIL = (
+    insert(MailDelivery)
+    .values(
+        status=case(
+            (_mails_of_the_day >= bindparam("daily_cap"), DeliveryStatus.HELD),
+            else_=DeliveryStatus.QUEUED,
+        )
+    )
+    .returning(MailDelivery.id, MailDelivery.status)
+)
+
+
+def add_cancellation_mail(connection, *, appointment_id, customer_id, recipient, daily_cap):
+    """Insert the provider's cancellation mail into the outbox, in the caller's
+    transaction on `connection` (which holds the customer's row locked); `held`, for an
+    operator to release, once the customer's mails of the last 24 hours reach
+    `daily_cap`. Return its row, a MailDelivery outside the session."""
+    event_id = str(uuid.uuid4())
+    columns = {
+        "event_id": event_id,
+        "shard": shard_for(event_id, current_app.config["MAIL_STREAM_SHARDS"]),
+        "kind": MailKind.CANCELLATION,
+        "priority": Priority.DEFAULT,
+        "appointment_id": appointment_id,
+        # The address alone: the name joins it in the `To` header at render time only.
+        "recipient": recipient,
+        "attempts": 0,
+        "created_at": now(),
+    }
+    added = connection.execute(
+        _ADD_CANCELLATION_MAIL,
+        {
+            **columns,
+            "customer_id": customer_id,
+            "since": columns["created_at"] - MAIL_CAP_WINDOW,
+            "daily_cap": daily_cap,
+        },
+    ).one()
+    return MailDelivery(id=added.id, status=added.status, **columns)
 
 
 def queue_password_reset_mail(*, reset, user):
@@ -114,39 +155,33 @@ def reminder_delivery(*, appointment_id):
     return db.session.scalar(query.order_by(MailDelivery.id.desc()).limit(1))
 
 
-def cancel_reminder(*, appointment_id):
-    """Mark an appointment's reminder canceled if it is still owed; the caller commits.
+_CANCEL_REMINDERS = (
+    update(MailDelivery)
+    .where(
+        MailDelivery.appointment_id == bindparam("appointment"),
+        MailDelivery.kind == MailKind.REMINDER,
+        MailDelivery.status == DeliveryStatus.QUEUED,
+    )
+    .values(status=DeliveryStatus.CANCELED, last_error="appointment canceled")
+    .returning(*MailDelivery.__table__.c)
+)
+
+
+def cancel_reminder(connection, *, appointment_id, reminder_id):
+    """Mark an appointment's reminder canceled if it is still owed, in the caller's
+    transaction on `connection`; return the reminder `reminder_id` (its latest) as it now
+    stands, a MailDelivery outside the session.
 
     Redis is left alone: when the event falls due, the worker finds the row canceled and
     acknowledges it unsent.
     """
-    db.session.execute(
-        update(MailDelivery)
-        .where(
-            MailDelivery.appointment_id == appointment_id,
-            MailDelivery.kind == MailKind.REMINDER,
-            MailDelivery.status == DeliveryStatus.QUEUED,
-        )
-        .values(status=DeliveryStatus.CANCELED, last_error="appointment canceled")
-        .execution_options(synchronize_session=False)
-    )
-
-
-def cancellation_mails_of(*, customer_id, since):
-    """Count the cancellation mails the customer's cancels queued since `since`, held ones
-    aside."""
-    query = (
-        select(func.count())
-        .select_from(MailDelivery)
-        .join(Appointment, Appointment.id == MailDelivery.appointment_id)
-        .where(
-            Appointment.user_id == customer_id,
-            MailDelivery.kind == MailKind.CANCELLATION,
-            MailDelivery.status != DeliveryStatus.HELD,
-            MailDelivery.created_at >= since,
-        )
-    )
-    return db.session.scalar(query)
+    rows = connection.execute(_CANCEL_REMINDERS, {"appointment": appointment_id}).all()
+    row = next((row for row in rows if row.id == reminder_id), None)
+    if row is None:  # no longer owed: sent, failed or canceled already
+        row = connection.execute(
+            select(*MailDelivery.__table__.c).where(MailDelivery.id == reminder_id)
+        ).one()
+    return MailDelivery(**row._mapping)
 
 
 def entry_fields(delivery):
@@ -217,6 +252,45 @@ def publish_quietly(delivery, queue=None):
             delivery.event_id,
             error,
         )
+
+
+_RECORD_PUBLISHED = (
+    update(MailDelivery)
+    .where(MailDelivery.id == bindparam("delivery_id"))
+    .values(published_at=bindparam("at"), stream_entry_id=bindparam("entry_id"))
+)
+# The same, for PostgreSQL, in a transaction of its own that does not wait for the disk
+# (set_config(..., true) lasts until the statement's own commit): as in `publish`, the
+# record is a hint for the relay, so the cancel keeps one durable commit, and it costs one
+# round trip instead of BEGIN, SET LOCAL, UPDATE and COMMIT.
+_RECORD_PUBLISHED_LAZILY = _RECORD_PUBLISHED.where(
+    func.set_config("synchronous_commit", "off", True).is_not(None)
+)
+
+
+def publish_committed(delivery, connection):
+    """Publish a delivery that the caller's transaction on `connection` has just
+    committed, and record where it went on the same connection.
+
+    As `publish_quietly`, with the request's quick client: nothing here may fail the
+    request, and a row whose publication was not recorded is relayed later.
+    """
+    try:
+        entry_id = _put_on_stream(delivery, publishing_queue.get())
+        connection.execution_options(isolation_level="AUTOCOMMIT")
+        postgresql = connection.dialect.name == "postgresql"
+        connection.execute(
+            _RECORD_PUBLISHED_LAZILY if postgresql else _RECORD_PUBLISHED,
+            {"delivery_id": delivery.id, "at": now(), "entry_id": entry_id},
+        )
+    except (*REDIS_ERRORS, SQLAlchemyError) as error:
+        log.warning(
+            "mail event %s not published (%s); the reaper will relay it",
+            delivery.event_id,
+            error,
+        )
+        return
+    record(Transition.QUEUED, delivery, entry=entry_id, **_due_field(delivery))
 
 
 def _lock_rows(query):

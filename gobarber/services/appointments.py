@@ -1,26 +1,27 @@
 """Booking, listing and cancelling appointments; the provider's day and free slots."""
 
 import logging
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import and_, bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
-from sqlalchemy.orm.attributes import set_committed_value
 
 from gobarber import shop_time
 from gobarber.errors import GobarberError, Invalid, NotFound, Unauthorized
 from gobarber.extensions import db
 from gobarber.mail import outbox
-from gobarber.models import Appointment, User
+from gobarber.models import Appointment, MailDelivery, User
+from gobarber.models.mail_delivery import DeliveryStatus, MailKind
 from gobarber.services.notifications import notify
+from gobarber.services.users import require_current
 
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 20
 CANCEL_NOTICE = timedelta(hours=2)
-MAIL_CAP_WINDOW = timedelta(hours=24)
 SLOT_TAKEN = "Appointment date is not available"
 TOO_FAR_AHEAD = "Appointment date is too far ahead"
 TOO_MANY_ACTIVE = "Too many active appointments"
@@ -42,7 +43,7 @@ def providers():
     return db.session.scalars(query.order_by(User.name, User.id)).all()
 
 
-def _provider(provider_id):
+def _find_provider(provider_id):
     provider = db.session.get(User, provider_id)
     return provider if provider is not None and provider.provider else None
 
@@ -60,30 +61,44 @@ def _active_between(provider_id, start, end):
     )
 
 
-# The provider flag and the day's booked starts in one round trip, built once: the
-# availability route is the one the mobile client calls most.
+def _reading():
+    """A connection outside any transaction: each read is one statement, with no BEGIN
+    and no ROLLBACK around it, and no ORM in between."""
+    return db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+
+
+_provider = User.__table__.alias("provider")
+# The token's user, the provider flag and the day's booked starts in one round trip,
+# built once: the availability route is the one the mobile client calls most. No row:
+# the token's user is gone; no provider: the provider id names nobody.
 _BOOKED_STARTS = (
-    select(User.provider, Appointment.date)
+    select(User.token_version, _provider.c.provider, Appointment.date)
+    .select_from(User)
+    .outerjoin(_provider, _provider.c.id == bindparam("provider_id"))
     .outerjoin(
         Appointment,
         and_(
-            Appointment.provider_id == User.id,
+            Appointment.provider_id == _provider.c.id,
             Appointment.canceled_at.is_(None),
             Appointment.date >= bindparam("start"),
             Appointment.date < bindparam("end"),
         ),
     )
-    .where(User.id == bindparam("provider_id"))
+    .where(User.id == bindparam("user_id"))
 )
 
 
-def availability(*, provider_id, moment):
-    """Return (slot start in shop time, available) for each slot of the shop-local day."""
+def availability(*, signed_in, provider_id, moment):
+    """Return (slot start in shop time, available) for each slot of the shop-local day,
+    once the token of `signed_in` is confirmed."""
     start, end = shop_time.day_bounds(moment)
-    rows = db.session.execute(
-        _BOOKED_STARTS, {"provider_id": provider_id, "start": start, "end": end}
-    ).all()
-    if not rows or not rows[0].provider:
+    with _reading() as connection:
+        rows = connection.execute(
+            _BOOKED_STARTS,
+            {"user_id": signed_in.id, "provider_id": provider_id, "start": start, "end": end},
+        ).all()
+    require_current(signed_in=signed_in, token_version=rows[0].token_version if rows else None)
+    if not rows[0].provider:
         raise NotFound("Provider not found")
     booked = {row.date for row in rows if row.date is not None}
     current = shop_time.now()
@@ -135,7 +150,7 @@ def _active_count(customer):
 def book(*, customer, provider_id, start):
     """Book the hour that holds `start` with a provider, notify the provider and schedule
     the customer's reminder."""
-    provider = _provider(provider_id)
+    provider = _find_provider(provider_id)
     if provider is None:
         raise Unauthorized("You can only create appointments with providers")
     if provider.id == customer.id:
@@ -201,56 +216,130 @@ def reminder_mail(*, appointment):
     return outbox.reminder_delivery(appointment_id=appointment.id)
 
 
-def _over_mail_cap(customer):
-    sent = outbox.cancellation_mails_of(
-        customer_id=customer.id, since=shop_time.now() - MAIL_CAP_WINDOW
+@dataclass(frozen=True)
+class Person:
+    """Someone as a canceled appointment shows them."""
+
+    name: str
+    email: str | None = None
+
+
+@dataclass(frozen=True)
+class Canceled:
+    """An appointment as its cancel left it, read without the ORM."""
+
+    id: int
+    date: datetime
+    canceled_at: datetime
+    user_id: int
+    provider_id: int
+    created_at: datetime
+    updated_at: datetime
+    provider: Person
+    user: Person
+
+
+# Everything a cancel reads, in one statement: the token's user (its version checks the
+# token, its name is in the answer) with its row locked, which serialises the customer's
+# bookings and cancels (see _lock_customer); the appointment, its provider and its
+# reminder. No appointment: its columns are NULL.
+_CANCELING = (
+    select(
+        User.token_version,
+        User.name,
+        Appointment.user_id,
+        Appointment.provider_id,
+        Appointment.date,
+        Appointment.canceled_at,
+        Appointment.created_at,
+        _provider.c.name.label("provider_name"),
+        _provider.c.email.label("provider_email"),
+        select(func.max(MailDelivery.id))
+        .where(
+            MailDelivery.appointment_id == Appointment.id,
+            MailDelivery.kind == MailKind.REMINDER,
+        )
+        .scalar_subquery()
+        .label("reminder_id"),
     )
-    return sent >= current_app.config["CANCELLATION_MAILS_PER_DAY"]
+    .select_from(User)
+    .outerjoin(Appointment, Appointment.id == bindparam("appointment_id"))
+    .outerjoin(_provider, _provider.c.id == Appointment.provider_id)
+    .where(User.id == bindparam("customer_id"))
+    .with_for_update(key_share=True, of=User)
+)
+# Conditional: of two concurrent cancels, only one changes the row and mails.
+_CANCEL = (
+    update(Appointment)
+    .where(Appointment.id == bindparam("appointment_id"), Appointment.canceled_at.is_(None))
+    .values(canceled_at=bindparam("now"), updated_at=bindparam("now"))
+)
 
 
-def cancel(*, user, appointment_id):
-    """Cancel the user's appointment, queue the provider's mail and cancel the customer's
-    reminder, in one transaction.
+def _refuse_unless_cancelable(seen, customer_id):
+    """Raise the contract's refusal, in its order, unless the customer may cancel."""
+    if seen.user_id is None:
+        raise NotFound("Appointment not found")
+    if seen.user_id != customer_id:
+        raise Unauthorized("You don't have permission to cancel this appointment.")
+    if seen.canceled_at is not None:
+        raise GobarberError("Appointment already canceled")
+    if not is_cancelable(seen):
+        raise Unauthorized("You can only cancel appointments 2 hours in advance.")
+
+
+def cancel(*, signed_in, appointment_id):
+    """Cancel the signed-in user's appointment, queue the provider's mail and cancel the
+    customer's reminder, in one transaction; then publish the mail.
 
     Past the customer's `CANCELLATION_MAILS_PER_DAY` the mail is held for an operator
-    instead of queued. Returns the appointment and the mail's delivery row.
+    instead of queued. Returns the appointment, the mail's delivery row and the
+    reminder's (or None).
     """
-    appointment = _load(appointment_id)
-    if appointment is None:
-        raise NotFound("Appointment not found")
-    if appointment.user_id != user.id:
-        raise Unauthorized("You don't have permission to cancel this appointment.")
-    if appointment.canceled_at is not None:
-        raise GobarberError("Appointment already canceled")
-    if not is_cancelable(appointment):
-        raise Unauthorized("You can only cancel appointments 2 hours in advance.")
-    # Locked first, so that concurrent cancels count each other's mails against the cap.
-    _lock_customer(user)
-    # Conditional update: of two concurrent cancels, only one changes the row and mails.
-    canceled_at = shop_time.now()
-    canceled = db.session.execute(
-        update(Appointment)
-        .where(Appointment.id == appointment.id, Appointment.canceled_at.is_(None))
-        .values(canceled_at=canceled_at, updated_at=canceled_at)
-        .execution_options(synchronize_session=False)
+    with db.engine.connect() as connection:
+        with connection.begin():  # the one durable commit
+            seen = connection.execute(
+                _CANCELING, {"customer_id": signed_in.id, "appointment_id": appointment_id}
+            ).first()
+            require_current(signed_in=signed_in, token_version=seen and seen.token_version)
+            _refuse_unless_cancelable(seen, signed_in.id)
+            canceled_at = shop_time.now()
+            canceled = connection.execute(
+                _CANCEL, {"appointment_id": appointment_id, "now": canceled_at}
+            )
+            if canceled.rowcount != 1:
+                raise GobarberError("Appointment already canceled")
+            reminder = None
+            if seen.reminder_id is not None:
+                # Only the row: should the event still reach a worker, it finds it canceled.
+                reminder = outbox.cancel_reminder(
+                    connection, appointment_id=appointment_id, reminder_id=seen.reminder_id
+                )
+            delivery = outbox.add_cancellation_mail(
+                connection,
+                appointment_id=appointment_id,
+                customer_id=signed_in.id,
+                recipient=seen.provider_email,
+                daily_cap=current_app.config["CANCELLATION_MAILS_PER_DAY"],
+            )
+        if delivery.status == DeliveryStatus.HELD:
+            log.warning(
+                "mail event %s held: user %s is over %s cancellation mails a day",
+                delivery.event_id,
+                signed_in.id,
+                current_app.config["CANCELLATION_MAILS_PER_DAY"],
+            )
+        else:
+            outbox.publish_committed(delivery, connection)
+    appointment = Canceled(
+        id=appointment_id,
+        date=seen.date,
+        canceled_at=canceled_at,
+        user_id=signed_in.id,
+        provider_id=seen.provider_id,
+        created_at=seen.created_at,
+        updated_at=canceled_at,
+        provider=Person(seen.provider_name, seen.provider_email),
+        user=Person(seen.name),
     )
-    if canceled.rowcount != 1:
-        db.session.rollback()
-        raise GobarberError("Appointment already canceled")
-    # Only the row: should the event still reach a worker, it finds the row canceled.
-    outbox.cancel_reminder(appointment_id=appointment.id)
-    held = _over_mail_cap(user)
-    delivery = outbox.queue_cancellation_mail(appointment=appointment, held=held)
-    db.session.commit()
-    for key in ("canceled_at", "updated_at"):  # what the UPDATE wrote, without a reload
-        set_committed_value(appointment, key, canceled_at)
-    if held:
-        log.warning(
-            "mail event %s held: user %s is over %s cancellation mails a day",
-            delivery.event_id,
-            user.id,
-            current_app.config["CANCELLATION_MAILS_PER_DAY"],
-        )
-    else:
-        outbox.publish_quietly(delivery)
-    return appointment, delivery
+    return appointment, delivery, reminder

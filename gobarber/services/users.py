@@ -1,6 +1,9 @@
 """Signing up, signing in and changing one's profile."""
 
+import functools
+import time
 from datetime import timedelta
+from typing import NamedTuple
 
 import jwt
 from flask import current_app
@@ -135,15 +138,53 @@ def sign_in(*, email, password):
     return user, issue_token(user=user)
 
 
-def user_from_token(*, token):
-    """Return the user a token was issued to, or raise `Token invalid`."""
+class SignedIn(NamedTuple):
+    """Whom a token we signed names, and the token version it was issued under."""
+
+    id: int
+    token_version: int
+
+
+# Checking the signature is most of what reading a token costs (PyJWT looks at every
+# character of it), and a client sends the same token with every request. A token that
+# passed once is kept as passed, per process and secret; only its expiry, the one check
+# that can turn from pass to fail, is made again at each use.
+@functools.lru_cache(maxsize=1024)
+def _verified_payload(token, secret):
+    return jwt.decode(token, secret, algorithms=["HS256"])
+
+
+def read_token(*, token):
+    """Return whom a token names if we signed it and it has not expired, else raise
+    `Token invalid`; whether the user still honours it is `require_current`'s business."""
     try:
-        payload = jwt.decode(token, current_app.config["SECRET_KEY"], algorithms=["HS256"])
+        payload = _verified_payload(token, current_app.config["SECRET_KEY"])
+        expired = "exp" in payload and int(payload["exp"]) <= time.time()
         user_id = int(payload["id"])
     except (jwt.PyJWTError, KeyError, TypeError, ValueError):
         raise Unauthorized("Token invalid") from None
-    user = db.session.get(User, user_id) if 0 < user_id < 2**31 else None
-    # Tokens issued before versions existed carry none, and count as version 0.
-    if user is None or payload.get("ver", 0) != user.token_version:
+    if expired or not 0 < user_id < 2**31:
         raise Unauthorized("Token invalid")
+    # Tokens issued before versions existed carry none, and count as version 0.
+    return SignedIn(user_id, payload.get("ver", 0))
+
+
+def require_current(*, signed_in, token_version):
+    """Raise `Token invalid` unless the user's row, whose `token_version` a query read
+    (None: no such user), still honours the token."""
+    if token_version is None or token_version != signed_in.token_version:
+        raise Unauthorized("Token invalid")
+
+
+def check_token(*, signed_in):
+    """Raise `Token invalid` unless the token's user exists and still honours it."""
+    query = select(User.token_version).where(User.id == signed_in.id)
+    require_current(signed_in=signed_in, token_version=db.session.scalar(query))
+
+
+def user_from_token(*, token):
+    """Return the user a token was issued to, or raise `Token invalid`."""
+    signed_in = read_token(token=token)
+    user = db.session.get(User, signed_in.id)
+    require_current(signed_in=signed_in, token_version=user and user.token_version)
     return user
