@@ -284,8 +284,8 @@ def commands_per_mail(sys_, stats, total, *, batched):
         worker = MailWorker(sys_.app, stop=Stop(), name=f"commands-{uuid.uuid4().hex[:6]}")
         deliver, sent = worker.deliverer.deliver, []
 
-        def counting_deliver(entries):
-            outcome = deliver(entries)
+        def counting_deliver(entries, more=None):
+            outcome = deliver(entries, more)
             sent.append(outcome.sent)
             return outcome
 
