@@ -124,14 +124,27 @@ def _entries(stream, reply):
 # The event ids `is_event_id` accepts, as a Lua pattern ("%-": a bare "-" repeats).
 _EVENT_ID_LUA = "^" + "%-".join("[0-9a-f]" * n for n in (8, 4, 4, 4, 12)) + "$"
 
+# Take a send lock for `owner` (SET NX PX), or renew it when `owner` holds it already (its
+# batch failed to settle and is read again); true when `owner` holds it now.
+_TAKE_LOCK = """
+local function take_lock(key, owner, ms)
+  if redis.call('SET', key, owner, 'NX', 'PX', ms) then return true end
+  if redis.call('GET', key) == owner then
+    redis.call('PEXPIRE', key, ms)
+    return true
+  end
+  return false
+end
+"""
+
 # XREADGROUP the streams in priority order and return the first that has entries: one
 # round trip, and atomic, so no default entry is taken while a high one waits. With a
-# lock owner (ARGV[4]), also take the send lock of each entry's event as `_SET_LOCKS`
-# does (the last `event_id` field counts, as in Python): the read and the locks in one
-# round trip. Returns {the XREADGROUP reply, 1 or 0 for each entry: locked}.
+# lock owner (ARGV[4]), also take the send lock of each entry's event (the last
+# `event_id` field counts, as in Python): the read and the locks in one round trip.
+# Returns {the XREADGROUP reply, 1 or 0 for each entry: locked}.
 # ARGV: group, consumer, count, lock owner ('' for none), lock ms, lock key prefix,
 # the event id pattern.
-_READ_BY_PRIORITY = """
+_READ_BY_PRIORITY = _TAKE_LOCK + """
 for _, key in ipairs(KEYS) do
   local reply = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3],
                            'STREAMS', key, '>')
@@ -143,14 +156,9 @@ for _, key in ipairs(KEYS) do
       for j = 1, #fields - 1, 2 do
         if fields[j] == 'event_id' then event = fields[j + 1] end
       end
-      if ARGV[4] ~= '' and event and string.find(event, ARGV[7]) then
-        local lock = ARGV[6] .. event
-        if redis.call('SET', lock, ARGV[4], 'NX', 'PX', ARGV[5]) then
-          taken[i] = 1
-        elseif redis.call('GET', lock) == ARGV[4] then
-          redis.call('PEXPIRE', lock, ARGV[5])
-          taken[i] = 1
-        end
+      if ARGV[4] ~= '' and event and string.find(event, ARGV[7])
+          and take_lock(ARGV[6] .. event, ARGV[4], ARGV[5]) then
+        taken[i] = 1
       end
     end
     return {reply, taken}
@@ -159,20 +167,12 @@ end
 return false
 """
 
-# SET NX PX on every key; returns 1 for each lock taken (or held by this owner already,
-# whose batch failed to settle and is read again: its time is renewed), 0 for each held by
-# someone else.
-_SET_LOCKS = """
+# The send lock of every key for ARGV[1], for ARGV[2] ms; 1 for each taken, 0 for each
+# held by someone else.
+_SET_LOCKS = _TAKE_LOCK + """
 local taken = {}
 for i, key in ipairs(KEYS) do
-  if redis.call('SET', key, ARGV[1], 'NX', 'PX', ARGV[2]) then
-    taken[i] = 1
-  elseif redis.call('GET', key) == ARGV[1] then
-    redis.call('PEXPIRE', key, ARGV[2])
-    taken[i] = 1
-  else
-    taken[i] = 0
-  end
+  taken[i] = take_lock(key, ARGV[1], ARGV[2]) and 1 or 0
 end
 return taken
 """
