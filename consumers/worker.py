@@ -5,7 +5,6 @@ Run it with `python -m consumers.worker [--name NAME]`. Give every worker a stab
 """
 
 import logging
-import sys
 import time
 
 from consumers.loop import consumer_name, main
@@ -19,7 +18,6 @@ log = logging.getLogger("consumers.worker")  # not __main__ under `python -m`
 
 # How often a worker looks for retries that other workers scheduled; its own it knows.
 DUE_CHECK_S = 1.0
-SWITCH_INTERVAL_S = 0.0005
 
 
 class MailWorker:
@@ -104,10 +102,6 @@ class MailWorker:
 
 
 def build(app, *, stop, name=None):
-    # The senders spend their time waiting on SMTP replies; each reply wakes a thread that
-    # needs the GIL, while this thread reads and renders. Python's default 5 ms switch
-    # interval would add up to that per reply, several times a mail.
-    sys.setswitchinterval(SWITCH_INTERVAL_S)
     return MailWorker(app, stop=stop, name=name)
 
 
