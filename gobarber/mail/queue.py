@@ -144,7 +144,9 @@ end
 # Returns {the XREADGROUP reply, 1 or 0 for each entry: locked}.
 # ARGV: group, consumer, count, lock owner ('' for none), lock ms, lock key prefix,
 # the event id pattern.
-_READ_BY_PRIORITY = _TAKE_LOCK + """
+_READ_BY_PRIORITY = (
+    _TAKE_LOCK
+    + """
 for _, key in ipairs(KEYS) do
   local reply = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3],
                            'STREAMS', key, '>')
@@ -166,16 +168,20 @@ for _, key in ipairs(KEYS) do
 end
 return false
 """
+)
 
 # The send lock of every key for ARGV[1], for ARGV[2] ms; 1 for each taken, 0 for each
 # held by someone else.
-_SET_LOCKS = _TAKE_LOCK + """
+_SET_LOCKS = (
+    _TAKE_LOCK
+    + """
 local taken = {}
 for i, key in ipairs(KEYS) do
   taken[i] = take_lock(key, ARGV[1], ARGV[2]) and 1 or 0
 end
 return taken
 """
+)
 
 
 # Move the events whose retry is due back onto their streams: per stream, the due ones
