@@ -17,9 +17,10 @@ import uuid
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import bindparam, case, func, insert, or_, select, text, update
+from sqlalchemy import bindparam, case, func, insert, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
+from gobarber.database import commit_without_waiting_for_disk
 from gobarber.extensions import db, mail_queue, publishing_queue
 from gobarber.mail.queue import Priority, shard_for
 from gobarber.mail.transitions import Transition, record
@@ -215,18 +216,16 @@ def publish(delivery, queue=None):
     """Put the delivery's event on its stream (or schedule it, when due later) and record
     where it went."""
     entry_id = _put_on_stream(delivery, queue or mail_queue.get())
-    if db.session.get_bind().dialect.name == "postgresql":
-        # This record is a hint for the relay, not the mail's truth: if a crash loses it,
-        # the relay publishes again and the duplicate entry is acknowledged unsent. So it
-        # need not wait for the disk, which keeps the cancel request at one durable commit.
-        db.session.execute(text("SET LOCAL synchronous_commit TO OFF"))
     db.session.execute(
         update(MailDelivery)
         .where(MailDelivery.id == delivery.id)
         .values(published_at=now(), stream_entry_id=entry_id)
         .execution_options(synchronize_session=False)
     )
-    db.session.commit()
+    # This record is a hint for the relay, not the mail's truth: if a crash loses it, the
+    # relay publishes again and the duplicate entry is acknowledged unsent. So it need not
+    # wait for the disk, which keeps a request that publishes at one durable commit.
+    commit_without_waiting_for_disk()
     record(Transition.QUEUED, delivery, entry=entry_id, **_due_field(delivery))
     return entry_id
 
