@@ -172,7 +172,9 @@ class Deliverer:
         intake_ends = time.monotonic() + INTAKE_S
         look_for_urgent_at = time.monotonic() + URGENT_CHECK_S
         look_for_more_at = 0.0
-        while self._sending:
+        while self._sending or self._refill(outcome, more, intake_ends):
+            if not self._sending:
+                continue  # what was taken in needed no send: look for more
             wait = URGENT_CHECK_S
             if self.should_stop():
                 self._leave_unstarted(outcome)
@@ -190,6 +192,16 @@ class Deliverer:
                     self._take_in(self._urgent(), outcome)
                 look_for_urgent_at = time.monotonic() + URGENT_CHECK_S
             self._collect(outcome, timeout=wait)
+
+    def _refill(self, outcome, more, intake_ends):
+        """Nothing in flight: take in more while the pass may, so that the senders
+        finishing everything before this thread looked again does not end the pass with
+        entries waiting. Whether anything was taken in."""
+        if more is None or self.should_stop() or time.monotonic() >= intake_ends:
+            return False
+        taken = more(self.batch)
+        self._take_in(taken, outcome)
+        return bool(taken)
 
     def _room(self):
         """Whether to take in more: fewer than two sessions' worth of mails in hand, so
