@@ -3,21 +3,42 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export FLASK_APP := gobarber:create_app
 
-.PHONY: install run test lint bench bench-full clean
+.PHONY: install run demo test lint bench bench-full clean
+
+# Two installs into one environment: `run` (the app and the development mail sink) for
+# `make run` and `make demo`; `dev` (run's, plus the test and lint tools) for the rest.
+$(VENV)/.run-installed: pyproject.toml
+	@echo "run: installing GoBarber and what running it needs into $(VENV) (once; about 15 s)"
+	@test -x $(PY) || python3 -m venv $(VENV)
+	@PYTHONUNBUFFERED=1 $(PY) -m pip install --disable-pip-version-check -e '.[run]' \
+		| grep --line-buffered -E '^(Collecting|Successfully|ERROR)' || true
+	@$(PY) -c 'import gobarber, aiosmtpd' && touch $@
 
 $(VENV)/.installed: pyproject.toml
-	python3 -m venv $(VENV)
+	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
-	touch $@
+	touch $@ $(VENV)/.run-installed
 
 install: $(VENV)/.installed
 
+# Written once, never overwritten: what differs from the defaults (.env.example lists
+# every setting with its default). Settings on the command line win over it.
 .env:
-	cp .env.example .env
+	@printf '%s\n' '# Settings of this checkout that differ from the defaults; .env.example lists' \
+		'# every setting. The command line wins: make run PORT=4000 serves on 4000.' \
+		'APP_ENV=development' > $@
+	@echo "run: wrote .env (APP_ENV=development; every other setting at its default)"
 
-run: install .env
-	VENV=$(VENV) scripts/run-dev.sh
+# Web, worker, reaper and the mail sink (Procfile.dev), and a Redis when none answers at
+# REDIS_URL; gobarber/devstack.py says how.
+run: $(VENV)/.run-installed .env
+	@$(PY) -m gobarber.devstack
+
+# A shop to try: providers, customers and bookings over the next days (flask seed).
+demo: $(VENV)/.run-installed .env
+	@$(VENV)/bin/flask db upgrade
+	@$(VENV)/bin/flask seed
 
 # The whole suite on PostgreSQL, then the API on the zero-setup SQLite default.
 test: install
@@ -54,6 +75,8 @@ bench: bench-deps
 bench-full: bench-deps
 	$(BENCH_VENV)/bin/python bench/run.py --full
 
+# Everything make run, make demo and make test made, but .env: the venv, the SQLite
+# database and uploads (instance/), the mailbox.
 clean:
 	rm -rf $(VENV) instance mailbox .pytest_cache
 
