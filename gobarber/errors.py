@@ -1,4 +1,5 @@
-"""One error family for the whole app, rendered as `{"error": "..."}`."""
+"""One error family for the whole app, rendered as `{"error": "..."}` (and, for refused
+input, the `fields` to blame)."""
 
 import logging
 
@@ -20,8 +21,15 @@ class GobarberError(Exception):
 
 
 class Invalid(GobarberError):
+    """Input refused; `fields` maps each field to blame, as the client named it, to a short
+    message (`{"password": "at least 6 characters"}`), rendered beside the error text."""
+
     status = 400
     message = "Validation fails"
+
+    def __init__(self, message=None, *, fields=None):
+        super().__init__(message)
+        self.fields = dict(fields) if fields else None
 
 
 class Unauthorized(GobarberError):
@@ -65,7 +73,10 @@ def register_error_handlers(app):
 
     @app.errorhandler(GobarberError)
     def domain_error(error):
-        response = jsonify(error=error.message)
+        body = {"error": error.message}
+        if getattr(error, "fields", None):
+            body["fields"] = error.fields
+        response = jsonify(body)
         if getattr(error, "retry_after", None) is not None:
             response.headers["Retry-After"] = str(error.retry_after)
         return response, error.status

@@ -4,10 +4,9 @@ from flask import Blueprint
 from pydantic import BaseModel, Field
 
 from gobarber.api.contract import current_user, endpoint, signed_in
-from gobarber.api.fields import Id, IsoDateTime
+from gobarber.api.fields import Id, Moment
 from gobarber.api.schemas import AppointmentDetail, AppointmentOut, AppointmentSummary
 from gobarber.services import appointments
-from gobarber.shop_time import from_iso
 
 bp = Blueprint("appointments", __name__)
 
@@ -18,7 +17,7 @@ class PageQuery(BaseModel):
 
 class Booking(BaseModel):
     provider_id: Id
-    date: IsoDateTime
+    date: Moment
 
 
 @bp.get("/appointments")
@@ -49,9 +48,7 @@ def index(query):
     },
 )
 def create(body):
-    row = appointments.book(
-        customer=current_user(), provider_id=body.provider_id, start=from_iso(body.date)
-    )
+    row = appointments.book(customer=current_user(), provider_id=body.provider_id, start=body.date)
     return AppointmentOut.of(row)
 
 

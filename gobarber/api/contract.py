@@ -13,14 +13,24 @@ from functools import wraps
 from flask import current_app, g, request
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from gobarber.api.fields import field_messages
 from gobarber.errors import GobarberError, Invalid, TooLarge, Unauthorized
 from gobarber.services.users import check_token, read_token, user_from_token
 
 ERROR_SCHEMA = {
     "type": "object",
-    "properties": {"error": {"type": "string"}},
+    "properties": {
+        "error": {"type": "string"},
+        "fields": {
+            "type": "object",
+            "additionalProperties": {"type": "string"},
+            "description": "Refused input: each field to blame, as the client named it, "
+            "with a short message",
+        },
+    },
     "required": ["error"],
 }
+NUL_MESSAGE = "must not contain NUL characters"
 
 
 def current_user():
@@ -80,14 +90,23 @@ def _has_nul(value):
     return False
 
 
+def _nul_fields(model, data):
+    """Name the fields of `model` whose values in `data` hold a NUL."""
+    names = {field.alias or name for name, field in model.model_fields.items()}
+    return {key: NUL_MESSAGE for key, value in data.items() if key in names and _has_nul(value)}
+
+
 def _validate(model, data, invalid):
-    # PostgreSQL text cannot hold NUL; refuse it here rather than fail in the database.
-    if _has_nul(data):
-        raise Invalid(invalid)
+    """Validate a JSON object or query against `model`, naming every field it refuses."""
     try:
-        return model.model_validate(data)
-    except ValidationError:
-        raise Invalid(invalid) from None
+        parsed, fields = model.model_validate(data), None
+    except ValidationError as error:
+        parsed, fields = None, field_messages(error)
+    # PostgreSQL text cannot hold NUL; refuse it here rather than fail in the database.
+    # A NUL in a key, or under a key the model ignores, has no field to blame.
+    if parsed is None or _has_nul(data):
+        raise Invalid(invalid, fields={**_nul_fields(model, data), **(fields or {})})
+    return parsed
 
 
 def _body_bytes():
@@ -127,7 +146,12 @@ def allow_upload():
 
 
 def parse_body(model, invalid="Validation fails"):
-    """Validate the JSON body against `model`; malformed or not an object is invalid."""
+    """Validate the JSON body against `model`; malformed or not an object is invalid.
+
+    A refusal of the body's fields names them in `fields`. A body that is no JSON object
+    (not UTF-8, malformed, nested too deep, an array...) has no field to blame: its
+    answer is the error text alone.
+    """
     data = _json_body(invalid)
     if not isinstance(data, dict):
         raise Invalid(invalid)
@@ -259,6 +283,69 @@ _PATH_TYPES = {
 
 _REF = "#/components/schemas/{model}"
 
+# What the answers of `documented` views carry, by media type.
+HTML_PAGE = {"text/html": {"type": "string"}}
+JSON_ERROR = {"application/json": ERROR_SCHEMA}
+_BYTES = {"type": "string", "format": "binary"}
+
+
+def json_content(schema):
+    """Return the content of a JSON answer shaped as `schema`, a JSON schema."""
+    return {"application/json": schema}
+
+
+def file_content(*media_types):
+    """Return the content of an answer that is a file of one of `media_types`."""
+    return {media_type: _BYTES for media_type in media_types}
+
+
+def _documented_answer(status, answer):
+    description, content = (answer, None) if isinstance(answer, str) else answer
+    declared = {"description": description}
+    if content is not None:
+        declared["content"] = {media: {"schema": schema} for media, schema in content.items()}
+    if 300 <= status < 400 and status != 304:
+        declared["headers"] = {
+            "Location": {"description": "Where to go", "schema": {"type": "string"}}
+        }
+    return declared
+
+
+def documented(*, summary, responses, method=None, tag=None, form=None, security=None):
+    """Record what a view outside `@endpoint` answers, for `/openapi.json`; the view is
+    returned as it was, unwrapped.
+
+    `responses` maps each status to `(description, content)`, content mapping each media
+    type to its schema (`HTML_PAGE`, `JSON_ERROR`, `json_content(...)`), or to a bare
+    description for an answer whose body says nothing (a redirect, a 304). `method`: the
+    one method of a rule this declares, when its methods answer differently (stack one
+    declaration per method). `tag`: the group, the view's blueprint by default. `form`:
+    an urlencoded form the view reads, as a JSON schema. `security`: OpenAPI's list of
+    requirements, any one of which will do.
+    """
+    operation = {
+        "summary": summary,
+        "responses": {
+            str(status): _documented_answer(status, answer) for status, answer in responses.items()
+        },
+    }
+    if form is not None:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/x-www-form-urlencoded": {"schema": form}},
+        }
+    if security is not None:
+        operation["security"] = security
+
+    def record(view):
+        view.openapi_documented = {
+            **getattr(view, "openapi_documented", {}),
+            method and method.upper(): {"tag": tag, "operation": operation},
+        }
+        return view
+
+    return record
+
 
 def _schema_ref(shape, components, mode="validation"):
     """Return the schema of a model or `list[model]`, its models moved into components."""
@@ -281,10 +368,7 @@ def _query_parameters(model):
 
 def _operation(spec, path_params, components):
     operation = {"summary": spec["summary"], "responses": {}}
-    parameters = [
-        {"name": name, "in": "path", "required": True, "schema": _PATH_TYPES.get(kind, {})}
-        for kind, name in path_params
-    ]
+    parameters = _path_parameters(path_params)
     if spec["query"] is not None:
         parameters += _query_parameters(spec["query"])
     if parameters:
@@ -324,28 +408,75 @@ def _operation(spec, path_params, components):
     return operation
 
 
+def _path_parameters(path_params):
+    return [
+        {"name": name, "in": "path", "required": True, "schema": _PATH_TYPES.get(kind, {})}
+        for kind, name in path_params
+    ]
+
+
+def _declared_operation(view, method, path_params, components):
+    """Return the tag and operation `view` declares for `method`; no operation if none."""
+    spec = getattr(view, "openapi", None)
+    if spec is not None:
+        return None, _operation(spec, path_params, components)
+    declared = getattr(view, "openapi_documented", {})
+    record = declared.get(method, declared.get(None))
+    if record is None:
+        return None, None
+    operation = dict(record["operation"])
+    if path_params:
+        operation["parameters"] = _path_parameters(path_params)
+    return record["tag"], operation
+
+
 def openapi_document(app):
-    """Build the OpenAPI 3 document from the declared endpoints of `app`."""
-    paths, components = {}, {}
-    for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
-        spec = getattr(app.view_functions[rule.endpoint], "openapi", None)
-        if spec is None:
-            continue
+    """Build the OpenAPI 3 document from the declared views of `app`.
+
+    Each operation is tagged with its declared tag or its blueprint's name; the tags are
+    listed in the order their routes were registered, the clients' contract first.
+    """
+    paths, components, tags = {}, {}, []
+    for rule in app.url_map.iter_rules():
+        view = app.view_functions[rule.endpoint]
         path_params = _CONVERTER.findall(rule.rule)
         path = _CONVERTER.sub(r"{\2}", rule.rule)
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
-            paths.setdefault(path, {})[method.lower()] = _operation(spec, path_params, components)
+            tag, operation = _declared_operation(view, method, path_params, components)
+            if operation is None:
+                continue
+            tag = tag or rule.endpoint.partition(".")[0]
+            if tag not in tags:
+                tags.append(tag)
+            paths.setdefault(path, {})[method.lower()] = {"tags": [tag], **operation}
     return {
         "openapi": "3.1.0",
         "info": {
             "title": "GoBarber API",
             "version": "1.0.0",
-            "description": "Hourly appointments with barbers; the GoBarber clients' contract.",
+            "description": (
+                "Hourly appointments with barbers: the GoBarber clients' contract, and the "
+                "service's own routes (its reference, probes and operator pages)."
+            ),
         },
         "servers": [{"url": app.config["APP_URL"]}],
-        "paths": paths,
+        "tags": [{"name": tag} for tag in tags],
+        "paths": dict(sorted(paths.items())),
         "components": {
             "schemas": components,
-            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "bearerAuth": {"type": "http", "scheme": "bearer"},
+                "healthToken": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "HEALTH_TOKEN: a failing check shows its error's text",
+                },
+                "adminSession": {
+                    "type": "apiKey",
+                    "in": "cookie",
+                    "name": app.config["SESSION_COOKIE_NAME"],
+                    "description": "The operator pages' session, from signing in at /admin/login",
+                },
+            },
         },
     }

@@ -7,7 +7,7 @@ from flask import Blueprint
 from pydantic import BaseModel, StringConstraints, model_validator
 
 from gobarber.api.contract import endpoint
-from gobarber.api.fields import Email, Password
+from gobarber.api.fields import Email, FieldProblem, Password
 from gobarber.services import password_resets
 
 bp = Blueprint("passwords", __name__)
@@ -28,7 +28,7 @@ class Reset(BaseModel):
     @model_validator(mode="after")
     def _confirmed(self):
         if self.password_confirmation != self.password:
-            raise ValueError("password_confirmation must equal password")
+            raise FieldProblem("must equal password", field="password_confirmation")
         return self
 
 

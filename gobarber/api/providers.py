@@ -1,18 +1,18 @@
 """Providers: the list of barbers and a barber's free slots on a day."""
 
 from flask import Blueprint
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from gobarber.api.contract import endpoint, signed_in
+from gobarber.api.fields import Moment
 from gobarber.api.schemas import ProviderOut, Slot
 from gobarber.services import appointments
-from gobarber.shop_time import from_millis
 
 bp = Blueprint("providers", __name__)
 
 
 class DayQuery(BaseModel):
-    date: str = Field(pattern=r"^-?[0-9]{1,16}$", description="milliseconds since the epoch")
+    date: Moment
 
 
 @bp.get("/providers")
@@ -35,6 +35,6 @@ def index():
 )
 def available(provider_id, query):
     slots = appointments.availability(
-        signed_in=signed_in(), provider_id=provider_id, moment=from_millis(query.date)
+        signed_in=signed_in(), provider_id=provider_id, moment=query.date
     )
     return [Slot.of(start, free) for start, free in slots]

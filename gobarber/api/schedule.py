@@ -1,22 +1,18 @@
 """Schedule: a provider's appointments on one day (`/schedule` and `/schedules`)."""
 
 from flask import Blueprint
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from gobarber.api.contract import current_user, endpoint
+from gobarber.api.fields import Moment
 from gobarber.api.schemas import ScheduledAppointment
 from gobarber.services import appointments
-from gobarber.shop_time import from_iso, from_millis
 
 bp = Blueprint("schedule", __name__)
 
 
 class ScheduleQuery(BaseModel):
-    date: str = Field(min_length=1, max_length=64, description="ISO 8601 date or date-time")
-
-
-def _moment(raw):
-    return from_millis(raw) if raw.lstrip("-").isdigit() and len(raw) > 8 else from_iso(raw)
+    date: Moment
 
 
 @bp.get("/schedule")
@@ -33,5 +29,5 @@ def _moment(raw):
     },
 )
 def day(query):
-    rows = appointments.provider_day(provider=current_user(), moment=_moment(query.date))
+    rows = appointments.provider_day(provider=current_user(), moment=query.date)
     return [ScheduledAppointment.of(row) for row in rows]

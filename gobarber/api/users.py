@@ -4,7 +4,7 @@ from flask import Blueprint
 from pydantic import BaseModel, model_validator
 
 from gobarber.api.contract import current_user, endpoint
-from gobarber.api.fields import Email, Id, Name, Password
+from gobarber.api.fields import Email, FieldProblem, Id, Name, Password
 from gobarber.api.schemas import Profile, SignedUpUser
 from gobarber.services import users
 
@@ -28,10 +28,14 @@ class ProfileUpdate(BaseModel):
 
     @model_validator(mode="after")
     def _passwords_go_together(self):
-        if (self.password is None) != (self.oldPassword is None):
-            raise ValueError("password and oldPassword go together")
+        if self.password is not None and self.oldPassword is None:
+            raise FieldProblem("required when password is given", field="oldPassword")
+        if self.oldPassword is not None and self.password is None:
+            raise FieldProblem("required when oldPassword is given", field="password")
+        if self.password is not None and self.confirmPassword is None:
+            raise FieldProblem("required when password is given", field="confirmPassword")
         if self.password is not None and self.confirmPassword != self.password:
-            raise ValueError("confirmPassword must equal password")
+            raise FieldProblem("must equal password", field="confirmPassword")
         return self
 
 

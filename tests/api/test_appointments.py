@@ -163,7 +163,7 @@ def test_list_refuses_bad_pages(client, people, page):
     _, customer = people
     response = client.get(f"/appointments?page={page}", headers=customer.headers)
     assert response.status_code == 400
-    assert response.json == {"error": "Validation fails"}
+    assert response.json["error"] == "Validation fails"
 
 
 # ---- POST /appointments --------------------------------------------------------------
@@ -324,7 +324,7 @@ def test_a_canceled_slot_can_be_booked_again(client, api, slot):
         pytest.param(lambda pid, date: {"provider_id": "abc", "date": date}, id="provider abc"),
         pytest.param(lambda pid, date: {"provider_id": None, "date": date}, id="provider null"),
         pytest.param(lambda pid, date: {"provider_id": pid, "date": "tomorrow"}, id="tomorrow"),
-        pytest.param(lambda pid, date: {"provider_id": pid, "date": 123}, id="date 123"),
+        pytest.param(lambda pid, date: {"provider_id": pid, "date": 12.5}, id="date 12.5"),
         pytest.param(lambda pid, date: {"provider_id": pid, "date": None}, id="date null"),
         pytest.param(
             lambda pid, date: {"provider_id": pid, "date": "9999-12-31T23:00:00-03:00"},
@@ -341,7 +341,7 @@ def test_booking_refuses_bad_bodies(client, people, slot, body):
         headers=customer.headers,
     )
     assert response.status_code == 400
-    assert response.json == {"error": "Validation fails"}
+    assert response.json["error"] == "Validation fails"
     assert listed(client, customer) == []
 
 

@@ -17,7 +17,6 @@ from tests.streams import abandon
 
 pytestmark = pytest.mark.sends_mail
 
-VALIDATION_FAILS = {"error": "Validation fails"}
 # Names that fooled the old `"{name} <{email}>"` recipient: a comma splits it in two, an
 # address in the name (bare or after a quote) takes the envelope.
 TRICKY_NAMES = ["Silva, João", "Rui <rui@evil.example>", 'Eve" <eve@evil.example>']
@@ -112,7 +111,8 @@ def test_sign_up_refuses_a_name_with_control_characters(client, name):
 
     refused = client.post("/users", json=body)
 
-    assert (refused.status_code, refused.json) == (400, VALIDATION_FAILS)
+    assert (refused.status_code, refused.json["error"]) == (400, "Validation fails")
+    assert list(refused.json["fields"]) == ["name"]
     signed = client.post("/sessions", json={"email": body["email"], "password": "secret123"})
     assert signed.status_code == 401
 
@@ -123,7 +123,8 @@ def test_profile_refuses_a_name_with_control_characters(client, api, name):
 
     refused = client.put("/users", json={"name": name}, headers=person.headers)
 
-    assert (refused.status_code, refused.json) == (400, VALIDATION_FAILS)
+    assert (refused.status_code, refused.json["error"]) == (400, "Validation fails")
+    assert list(refused.json["fields"]) == ["name"]
     signed = client.post("/sessions", json={"email": person.email, "password": person.password})
     assert signed.json["user"]["name"] == "Unchanged"
 
