@@ -13,7 +13,7 @@ from gobarber.api import (
     sessions,
     users,
 )
-from gobarber.api.contract import openapi_document
+from gobarber.api.contract import documented, json_content, openapi_document
 from gobarber.api.fields import MAX_ID
 
 BLUEPRINTS = (
@@ -26,6 +26,21 @@ BLUEPRINTS = (
     schedule,
     notifications,
 )
+
+# The document's own shape, as far as /openapi.json's answer is concerned.
+DOCUMENT = {
+    "type": "object",
+    "properties": {
+        "openapi": {"type": "string", "pattern": r"^3\.1\.\d+$"},
+        "info": {"type": "object"},
+        "servers": {"type": "array", "items": {"type": "object"}},
+        "tags": {"type": "array", "items": {"type": "object"}},
+        "paths": {"type": "object"},
+        "components": {"type": "object"},
+    },
+    "required": ["openapi", "info", "servers", "tags", "paths", "components"],
+    "additionalProperties": False,
+}
 
 
 class IdConverter(BaseConverter):
@@ -53,5 +68,10 @@ def register(app):
         app.register_blueprint(module.bp)
 
     @app.get("/openapi.json")
+    @documented(
+        tag="service",
+        summary="This document: every route of the service, in OpenAPI 3.1",
+        responses={200: ("The document", json_content(DOCUMENT))},
+    )
     def openapi():
         return jsonify(openapi_document(app))

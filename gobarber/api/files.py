@@ -2,7 +2,7 @@
 
 from flask import Blueprint, request, send_from_directory
 
-from gobarber.api.contract import current_user, endpoint
+from gobarber.api.contract import JSON_ERROR, current_user, documented, endpoint, file_content
 from gobarber.api.schemas import StoredFile
 from gobarber.errors import Invalid
 from gobarber.services.files import store_upload, upload_folder
@@ -31,6 +31,17 @@ def upload():
 
 
 @bp.get("/files/<path:path>")
+@documented(
+    summary="An uploaded image, at the `path` its upload answered with",
+    responses={
+        200: (
+            "The image, cached for a year: a stored file never changes",
+            file_content("image/jpeg", "image/png", "image/gif", "image/webp"),
+        ),
+        304: "Not modified since the copy the client has (If-None-Match, If-Modified-Since)",
+        404: ("No such file", JSON_ERROR),
+    },
+)
 def serve(path):
     response = send_from_directory(upload_folder(), path, max_age=ONE_YEAR)
     # A stored file never changes: each upload gets a new random name.

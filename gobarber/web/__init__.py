@@ -2,13 +2,14 @@
 
 from datetime import UTC, datetime
 
-from gobarber.web import admin, probes
+from gobarber.web import admin, home, probes
 
 
 def register(app):
     """Register the probe routes, request counting and the admin pages."""
     app.register_blueprint(probes.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(home.bp)
     probes.count_requests(app)
 
     @app.template_filter("datetime_ms")

@@ -21,6 +21,7 @@ from flask import (
 from flask_wtf.csrf import CSRFError
 from redis.exceptions import RedisClusterException
 
+from gobarber.api.contract import HTML_PAGE, documented
 from gobarber.errors import GobarberError, Unauthorized
 from gobarber.extensions import csrf, db, mail_queue
 from gobarber.mail import operations
@@ -31,6 +32,19 @@ from gobarber.web.security import ADMIN_PATH, unavailable_page
 bp = Blueprint("admin", __name__, url_prefix=ADMIN_PATH)
 
 REFRESH_SECONDS = 5
+
+# For /openapi.json: these are pages for a person, not for the API's clients.
+TAG = "operator pages"
+SIGNED_IN = [{"adminSession": []}]
+STALE_FORM = ("The form's CSRF token is missing or stale: a page saying so", HTML_PAGE)
+UNAVAILABLE = ("Redis, where the sessions live, does not answer: a page saying so", HTML_PAGE)
+NOT_AN_ADMIN = ("Signed in, but not an admin: a page saying so", HTML_PAGE)
+
+
+def _form(*fields, required=("csrf_token",)):
+    """Return the JSON schema of a form of text `fields`, the CSRF token among them."""
+    properties = {name: {"type": "string"} for name in ("csrf_token", *fields)}
+    return {"type": "object", "properties": properties, "required": list(required)}
 
 
 @bp.before_request
@@ -75,6 +89,25 @@ def admin_required(view):
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@documented(
+    method="GET",
+    tag=TAG,
+    summary="The operators' sign-in form",
+    responses={200: ("The form", HTML_PAGE), 503: UNAVAILABLE},
+)
+@documented(
+    method="POST",
+    tag=TAG,
+    summary="Sign in to the operator pages with an email and password",
+    form=_form("email", "password"),
+    responses={
+        302: "Signed in: to the queue page, with the session cookie",
+        400: STALE_FORM,
+        401: ("The form again, saying what was wrong", HTML_PAGE),
+        429: ("Too many failed sign-ins: the form again, and Retry-After", HTML_PAGE),
+        503: UNAVAILABLE,
+    },
+)
 def login():
     error = None
     if request.method == "POST":
@@ -97,12 +130,29 @@ def login():
 
 
 @bp.post("/logout")
+@documented(
+    tag=TAG,
+    summary="Sign out of the operator pages",
+    form=_form(),
+    responses={302: "To the sign-in form", 400: STALE_FORM, 503: UNAVAILABLE},
+)
 def logout():
     session.clear()
     return redirect(url_for("admin.login"))
 
 
 @bp.get("/queue")
+@documented(
+    tag=TAG,
+    summary="The mail queue: its streams, what is pending and the dead letters",
+    security=SIGNED_IN,
+    responses={
+        200: ("The page; it reloads itself every few seconds", HTML_PAGE),
+        302: "Not signed in: to the sign-in form",
+        403: NOT_AN_ADMIN,
+        503: UNAVAILABLE,
+    },
+)
 @admin_required
 def queue_page(user):
     queue = mail_queue.get()
@@ -128,13 +178,31 @@ def _act_on_events(action, *, verb, done):
     return redirect(url_for("admin.queue_page"))
 
 
+def _acts_on_events(summary):
+    """Declare a form of the queue page that acts on one mail (`event_id`) or every one."""
+    return documented(
+        tag=TAG,
+        summary=summary,
+        security=SIGNED_IN,
+        form=_form("event_id", "all"),
+        responses={
+            302: "To the queue page, saying what was done; to the sign-in form if not signed in",
+            400: STALE_FORM,
+            403: NOT_AN_ADMIN,
+            503: UNAVAILABLE,
+        },
+    )
+
+
 @bp.post("/queue/retry")
+@_acts_on_events("Put a dead letter (`event_id`), or every one (`all=1`), back in the queue")
 @admin_required
 def retry(user):
     return _act_on_events(operations.retry, verb="retry", done="Put back {} mail(s).")
 
 
 @bp.post("/queue/release")
+@_acts_on_events("Send a held mail, one over a customer's daily cap (`event_id`, or `all=1`)")
 @admin_required
 def release(user):
     return _act_on_events(operations.release, verb="release", done="Released {} mail(s).")

@@ -19,6 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from gobarber import metrics
+from gobarber.api.contract import JSON_ERROR, documented, json_content
 from gobarber.extensions import db, mail_queue
 from gobarber.mail.heartbeats import Heartbeats
 from gobarber.mail.metrics import MailCollector
@@ -46,6 +47,40 @@ REPLY_CODES = {
     redis_errors.MasterDownError: "MASTERDOWN",
     redis_errors.BusyLoadingError: "LOADING",
 }
+
+
+# What the probes answer: each check by name, and the names of those failing.
+_CHECK = {
+    "type": "object",
+    "properties": {
+        "ok": {"type": "boolean"},
+        "latency_ms": {"type": "number"},
+        "error": {
+            "type": "string",
+            "description": f"`{HIDDEN_ERROR}` unless you may see addresses",
+        },
+    },
+    "required": ["ok"],
+}
+_CHECKS = {"type": "object", "additionalProperties": _CHECK}
+HEALTHY = {
+    "type": "object",
+    "properties": {"status": {"const": "ok"}, "checks": _CHECKS},
+    "required": ["status", "checks"],
+    "additionalProperties": False,
+}
+UNHEALTHY = {
+    "type": "object",
+    "properties": {
+        "status": {"const": "unavailable"},
+        "checks": _CHECKS,
+        "failing": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+    },
+    "required": ["status", "checks", "failing"],
+    "additionalProperties": False,
+}
+# Anyone may ask; loopback callers and the holder of HEALTH_TOKEN also read errors' texts.
+HEALTH_TOKEN_OPTIONAL = [{}, {"healthToken": []}]
 
 
 def _failure(error):
@@ -146,6 +181,14 @@ def _pending():
 
 
 @bp.get("/health")
+@documented(
+    summary="Readiness of this web process: the database answers and Redis takes writes",
+    security=HEALTH_TOKEN_OPTIONAL,
+    responses={
+        200: ("Ready: every check passed", json_content(HEALTHY)),
+        503: ("Not ready: the checks, and which failed", json_content(UNHEALTHY)),
+    },
+)
 def health():
     """The web process's readiness: 200 when the database answers and Redis takes writes
     in every shard's slot of the mail queue, else 503 naming what does not. Mail is
@@ -155,6 +198,17 @@ def health():
 
 
 @bp.get("/health/mail")
+@documented(
+    summary="The mail's health: a live worker, no mail pending too long, the SMTP server",
+    security=HEALTH_TOKEN_OPTIONAL,
+    responses={
+        200: ("Mail goes out: every check passed", json_content(HEALTHY)),
+        503: (
+            "Something holds the mail back: the checks, and which failed",
+            json_content(UNHEALTHY),
+        ),
+    },
+)
 def mail_health():
     """200 when a mail worker is alive, no entry has been pending too long and the SMTP
     server answers; else 503 naming what is wrong (`redis` when it cannot tell)."""
@@ -167,6 +221,16 @@ def mail_health():
 
 
 @bp.get("/metrics")
+@documented(
+    summary="Request and mail queue metrics, for Prometheus",
+    responses={
+        200: (
+            "Prometheus's text exposition format, version 0.0.4",
+            {"text/plain": {"type": "string"}},
+        ),
+        503: ("Redis, which holds the counts, does not answer", JSON_ERROR),
+    },
+)
 def scrape():
     # This process's own requests first, so one process sees what it just served; a
     # hung Redis costs the scrape its socket timeout, then the 503 below.

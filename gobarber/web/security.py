@@ -5,13 +5,15 @@ JSON API has bearer tokens, so it never opens a session, never gets a CSRF check
 never reads Redis for either.
 
 Not Flask-Talisman: it would redirect the JSON API to HTTPS (TLS ends at the proxy in
-front of us) and put one Content-Security-Policy on every answer, where only the admin
-pages are HTML. The few headers below are all we need.
+front of us) and put one Content-Security-Policy on every answer, where only a few pages
+are HTML (the admin pages, `/` and `/docs`), each with a policy of its own. The few
+headers below are all we need.
 """
 
 import logging
 import re
 import secrets
+from urllib.parse import urlsplit
 
 from flask import g, render_template, request
 from flask_session.base import ServerSideSessionInterface
@@ -112,8 +114,33 @@ def _admin_policy():
     return f"default-src 'self';{style} frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
 
 
+def _home_policy():
+    # `/`: links and a <style> allowed by this request's nonce; no script, no image.
+    return (
+        f"default-src 'none'; style-src 'nonce-{csp_nonce()}'; "
+        "frame-ancestors 'none'; form-action 'none'; base-uri 'none'"
+    )
+
+
+def _docs_policy(app_url):
+    """`/docs`: Swagger UI from this server's files, started by one of them, not inline."""
+    # Its stylesheet draws icons from data: URLs and it shows an image answer from a
+    # blob: URL. "Try it out" calls the document's server, APP_URL: this server, or
+    # another origin that CORS lets it read.
+    api = urlsplit(app_url)
+    return (
+        "default-src 'self'; img-src 'self' data: blob:; "
+        f"connect-src 'self' {api.scheme}://{api.netloc}; object-src 'none'; "
+        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+    )
+
+
 def _install_headers(app):
     production = app.config["APP_ENV"] == "production"
+    page_policies = {
+        "home.index": _home_policy,
+        "home.docs": lambda: _docs_policy(app.config["APP_URL"]),
+    }
 
     @app.after_request
     def _security_headers(response):
@@ -125,6 +152,8 @@ def _install_headers(app):
             headers["X-Frame-Options"] = "DENY"
             headers["Content-Security-Policy"] = _admin_policy()
             headers["Cache-Control"] = "no-store"
+        elif request.endpoint in page_policies:
+            headers["Content-Security-Policy"] = page_policies[request.endpoint]()
         elif request.endpoint == "sessions.sign_in":
             headers["Cache-Control"] = "no-store"  # the answer holds a token
         return response

@@ -1,9 +1,12 @@
 """`/openapi.json` declares every answer, and every real answer matches what it declares.
 
-The walk below uses the API as the two clients do, and validates each success body
+The first walk below uses the API as the two clients do, and validates each success body
 against the schema the document gives for that operation and status. Response schemas
 forbid undeclared keys and require every declared one, so a view that sends a key the
-document does not list, or leaves one out, fails here.
+document does not list, or leaves one out, fails here. The second walk goes through the
+service's own routes (its home and reference, the probes, the operator pages), whose
+answers are pages, files and redirects as well as JSON: each must be of a status and a
+media type its operation declares.
 """
 
 import io
@@ -16,9 +19,12 @@ from PIL import Image
 from sqlalchemy import select
 
 from gobarber.extensions import db
-from gobarber.models import PasswordReset
+from gobarber.models import PasswordReset, User
+from tests.admin_forms import admin_sign_in, form_token
 
 REF = re.compile(r"^#/components/schemas/(\w+)$")
+# The tags of the service's own routes; every other operation is the clients' contract.
+SERVICE_TAGS = {"service", "probes", "operator pages"}
 
 
 @pytest.fixture
@@ -35,14 +41,23 @@ def resolve(document, schema):
     return schema
 
 
-def success_schemas(document):
-    """Yield (method, path, status, schema) for every 2xx answer the document declares."""
+def successes(document):
+    """Yield (method, path, status, content) for every 2xx answer the document declares."""
     for path, item in document["paths"].items():
         for method, operation in item.items():
             for status, answer in operation["responses"].items():
                 if status.startswith("2"):
-                    schema = answer.get("content", {}).get("application/json", {}).get("schema")
-                    yield method, path, status, schema
+                    yield method, path, status, answer.get("content")
+
+
+def operations(document, *, service):
+    """Return (method, path) of the service's own operations, or of the clients' contract."""
+    return {
+        (method, path)
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
+        if (operation["tags"][0] in SERVICE_TAGS) == service
+    }
 
 
 class Contract:
@@ -54,15 +69,27 @@ class Contract:
 
     def check(self, method, path, response):
         """Assert `response` is a declared success of the operation, shaped as declared."""
-        assert response.status_code < 300, (method, path, response.status_code, response.json)
+        assert response.status_code < 300, (method, path, response.status_code, response.data)
+        return self.answer(method, path, response)
+
+    def answer(self, method, path, response):
+        """Assert `response` is an answer the operation declares: its status, its media
+        type and, for JSON, its shape. Return the JSON, if any."""
         answers = self.document["paths"][path][method]["responses"]
-        assert str(response.status_code) in answers, (method, path, response.status_code)
+        status = str(response.status_code)
+        assert status in answers, (method, path, status)
         self.seen.add((method, path))
-        if response.status_code == 204:
-            assert response.data == b"", (method, path)
-            assert "content" not in answers["204"], (method, path)
+        content = answers[status].get("content")
+        if content is None:
+            if 300 <= response.status_code < 400 and response.status_code != 304:
+                assert response.headers.get("Location"), (method, path, status)
+            else:  # 204, 304: nothing follows
+                assert response.data == b"", (method, path, status)
             return None
-        schema = answers[str(response.status_code)]["content"]["application/json"]["schema"]
+        assert response.mimetype in content, (method, path, status, response.mimetype)
+        if response.mimetype != "application/json":
+            return None
+        schema = content["application/json"]["schema"]
         validator = jsonschema_rs.validator_for(
             {**schema, "components": self.document["components"]}, validate_formats=True
         )
@@ -71,7 +98,6 @@ class Contract:
             for error in validator.iter_errors(response.json)
         ]
         assert errors == [], f"{method.upper()} {path}: {errors}"
-        self.seen.add((method, path))
         return response.json
 
 
@@ -87,13 +113,17 @@ def png():
     return buffer
 
 
-def test_every_operation_declares_a_schema_for_its_success(document):
-    declared = list(success_schemas(document))
+def test_every_operation_declares_what_its_success_carries(document):
+    declared = list(successes(document))
     assert declared, "the document declares no success at all"
-    for method, path, status, schema in declared:
+    for method, path, status, content in declared:
         if status == "204":
-            assert schema is None, f"{method.upper()} {path} 204 declares a body"
+            assert content is None, f"{method.upper()} {path} 204 declares a body"
             continue
+        assert content, f"{method.upper()} {path} {status} declares no content"
+        if "application/json" not in content:
+            continue  # a page or a file: its media types are what it declares
+        schema = content["application/json"].get("schema")
         assert schema, f"{method.upper()} {path} {status} has an empty schema"
         shape = resolve(document, schema)
         if shape.get("type") == "array":
@@ -103,11 +133,22 @@ def test_every_operation_declares_a_schema_for_its_success(document):
         assert set(shape.get("required", [])) == set(shape["properties"]), (method, path)
 
 
-def test_every_operation_has_exactly_one_success(document):
+def test_every_operation_of_the_clients_contract_has_exactly_one_success(document):
+    contract = operations(document, service=False)
+    assert contract, "the document declares none of the clients' operations"
+    for method, path in contract:
+        answers = document["paths"][path][method]["responses"]
+        declared = [status for status in answers if status.startswith("2")]
+        assert len(declared) == 1, (method, path, declared)
+
+
+def test_every_operation_is_tagged_and_every_tag_listed(document):
+    listed = [tag["name"] for tag in document["tags"]]
+    assert len(listed) == len(set(listed))
     for path, item in document["paths"].items():
         for method, operation in item.items():
-            successes = [status for status in operation["responses"] if status.startswith("2")]
-            assert len(successes) == 1, (method, path, successes)
+            assert len(operation["tags"]) == 1 and operation["tags"][0] in listed, (method, path)
+    assert set(listed) >= SERVICE_TAGS
 
 
 def sign_up(client, contract, name, *, provider=False):
@@ -132,6 +173,7 @@ def test_a_client_session_matches_the_document_answer_by_answer(client, contract
         content_type="multipart/form-data",
     )
     avatar = contract.check("post", "/files", uploaded)
+    contract.check("get", "/files/{path}", client.get(f"/files/{avatar['path']}"))
     profile = client.put(
         "/users", json={"name": "Diego B", "avatar_id": str(avatar["id"])}, headers=as_provider
     )
@@ -187,7 +229,54 @@ def test_a_client_session_matches_the_document_answer_by_answer(client, contract
     body = {"token": token, "password": "newsecret1", "password_confirmation": "newsecret1"}
     contract.check("post", "/password/reset", client.post("/password/reset", json=body))
 
-    documented = {
-        (method, path) for path, item in contract.document["paths"].items() for method in item
-    }
+    documented = operations(contract.document, service=False)
+    assert documented - contract.seen == set(), "walk these operations too"
+
+
+def make_admin(app, person):
+    with app.app_context():
+        db.session.get(User, person.id).admin = True
+        db.session.commit()
+
+
+def test_the_services_own_routes_answer_as_documented(app, client, api, contract):
+    answer = contract.answer
+    about = answer("get", "/", client.get("/", headers={"Accept": "application/json"}))
+    answer("get", "/", client.get("/", headers={"Accept": "text/html"}))
+    page = client.get("/docs")
+    answer("get", "/docs", page)
+    css = re.search(r'href="(/docs/swagger-ui/[^"]+\.css)"', page.text).group(1)
+    swagger_ui = "/docs/swagger-ui/{release}/{name}"
+    stylesheet = client.get(css)
+    answer("get", swagger_ui, stylesheet)
+    unchanged = client.get(css, headers={"If-None-Match": stylesheet.headers["ETag"]})
+    assert unchanged.status_code == 304
+    answer("get", swagger_ui, unchanged)
+    answer("get", swagger_ui, client.get("/docs/swagger-ui/0.0.0/swagger-ui.css"))
+    answer("get", about["links"]["openapi"], client.get("/openapi.json"))
+    answer("get", "/health", client.get("/health"))
+    answer("get", "/health/mail", client.get("/health/mail"))  # 503: no worker runs here
+    answer("get", "/metrics", client.get("/metrics"))
+
+    answer("get", "/admin/queue", client.get("/admin/queue"))  # to the sign-in form
+    answer("get", "/admin/login", client.get("/admin/login"))
+    answer("post", "/admin/login", client.post("/admin/login", data={"email": "x@y.z"}))
+    operator = api.person("Operadora")
+    answer("post", "/admin/login", admin_sign_in(client, operator.email, "not-the-password"))
+    signed_in = admin_sign_in(client, operator.email, operator.password)
+    assert signed_in.status_code == 302
+    answer("post", "/admin/login", signed_in)
+    assert client.get("/admin/queue").status_code == 403
+    answer("get", "/admin/queue", client.get("/admin/queue"))
+    make_admin(app, operator)
+    assert client.get("/admin/queue").status_code == 200
+    answer("get", "/admin/queue", client.get("/admin/queue"))
+    token = form_token(client, "/admin/queue")
+    for path in ("/admin/queue/retry", "/admin/queue/release"):
+        acted = client.post(path, data={"all": "1", "csrf_token": token})
+        assert acted.status_code == 302
+        answer("post", path, acted)
+    answer("post", "/admin/logout", client.post("/admin/logout", data={"csrf_token": token}))
+
+    documented = operations(contract.document, service=True)
     assert documented - contract.seen == set(), "walk these operations too"
