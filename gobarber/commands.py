@@ -12,6 +12,7 @@ from sqlalchemy import select
 from gobarber.extensions import db, mail_queue
 from gobarber.mail import operations
 from gobarber.models import User
+from gobarber.seed import seed
 
 queue_cli = AppGroup(
     "queue", help="See the mail queue, its dead letters and held mails; retry and release them."
@@ -245,6 +246,7 @@ def make_admin(email, revoke):
 
 
 def register(app):
-    """Register the `flask queue` and `flask users` commands."""
+    """Register the `flask queue`, `flask users` and `flask seed` commands."""
     app.cli.add_command(queue_cli)
     app.cli.add_command(users_cli)
+    app.cli.add_command(seed)
