@@ -23,12 +23,15 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 # Written once, never overwritten: what differs from the defaults (.env.example lists
-# every setting with its default). Settings on the command line win over it.
+# every setting with its default), and retries within seconds, to be watched. Settings
+# on the command line win over it.
 .env:
 	@printf '%s\n' '# Settings of this checkout that differ from the defaults; .env.example lists' \
 		'# every setting. The command line wins: make run PORT=4000 serves on 4000.' \
-		'APP_ENV=development' > $@
-	@echo "run: wrote .env (APP_ENV=development; every other setting at its default)"
+		'APP_ENV=development' \
+		'# A mail that failed is tried again after 5 s, then 10 s... (default 30 s).' \
+		'MAIL_RETRY_BASE=5' > $@
+	@echo "run: wrote .env (development; retries after 5 s; every other setting at its default)"
 
 # Web, worker, reaper and the mail sink (Procfile.dev), and a Redis when none answers at
 # REDIS_URL; gobarber/devstack.py says how.
@@ -43,7 +46,7 @@ demo: $(VENV)/.run-installed .env
 # The whole suite on PostgreSQL, then the API on the zero-setup SQLite default.
 test: install
 	$(VENV)/bin/pytest
-	TEST_DATABASE=sqlite $(VENV)/bin/pytest tests/api tests/test_client_replays.py tests/test_migrations.py
+	TEST_DATABASE=sqlite $(VENV)/bin/pytest tests/api tests/test_client_replays.py tests/test_migrations.py tests/test_seed.py
 
 lint: install
 	$(VENV)/bin/ruff check .

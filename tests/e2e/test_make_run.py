@@ -114,6 +114,14 @@ class Run:
         os.killpg(self.make.pid, signal.SIGINT)
         return self.make.wait(timeout=60)
 
+    def stop(self):
+        """Leave nothing running, whatever the test saw."""
+        if self.make.poll() is None:
+            try:
+                self.interrupt()
+            except subprocess.TimeoutExpired:
+                os.killpg(self.make.pid, signal.SIGKILL)
+
 
 @pytest.fixture(scope="module")
 def ports():
@@ -129,11 +137,12 @@ def stack(checkout, taken_6379, ports, tmp_path_factory):
         "MAIL_PORT": ports["mail"],
     }
     run = Run(checkout, tmp_path_factory.mktemp("logs") / "cold.log", settings)
-    run.wait_for(r"GoBarber is up on (\S+)", timeout=300, what="the URL")
-    print(f"\nmake run, cold: up in {time.monotonic() - run.started:.1f} s")
-    yield run
-    if run.make.poll() is None:
-        run.interrupt()
+    try:
+        run.wait_for(r"GoBarber is up on (\S+)", timeout=300, what="the URL")
+        print(f"\nmake run, cold: up in {time.monotonic() - run.started:.1f} s")
+        yield run
+    finally:
+        run.stop()
 
 
 def test_a_cold_run_serves_where_the_command_line_says(stack, ports, checkout):
@@ -150,7 +159,8 @@ def test_a_cold_run_serves_where_the_command_line_says(stack, ports, checkout):
     assert not (checkout / ".venv/bin/pytest").exists()
     # .env is written once, with what differs from the defaults only.
     assert re.findall(r"^[A-Z_]+=.*$", (checkout / ".env").read_text(), re.M) == [
-        "APP_ENV=development"
+        "APP_ENV=development",
+        "MAIL_RETRY_BASE=5",
     ]
 
 
@@ -185,6 +195,43 @@ def test_a_killed_worker_is_started_again_and_sends_the_mail(stack, ports, check
     wait_until(mailed, timeout=60, what="the cancellation mail in mailbox/")
 
 
+def readme_block(heading):
+    """The first ```sh block under `heading` in the README."""
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index(f"\n{heading}\n") :]
+    return re.search(r"```sh\n(.*?)```", section, re.S).group(1)
+
+
+def test_the_readmes_try_it_block_runs_as_written(stack, ports, checkout):
+    settings = {
+        "API": f"http://localhost:{ports['web']}",
+        "PORT": str(ports["web"]),
+        "REDIS_URL": f"redis://localhost:{ports['redis']}/0",
+        "MAIL_PORT": str(ports["mail"]),
+    }
+    done = subprocess.run(
+        ["bash", "-e", "-c", readme_block("## Try it")],
+        cwd=checkout,
+        env={**os.environ, **settings},
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    shown = f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
+    assert done.returncode == 0, shown
+    lines = done.stdout.splitlines()
+    # The cancel answers before the mail goes; then it is sent and in the mailbox.
+    assert lines.index("queued") < lines.index("sent"), shown
+    assert any(line.startswith("mailbox/") and line.endswith(".eml") for line in lines), shown
+    # The refused address: dead at once with the SMTP server's reason, the customer told,
+    # the operator's list showing it.
+    assert any(line.startswith("550") for line in lines), shown
+    assert "Não foi possível avisar Bia Tesoura" in done.stdout, shown
+    assert any("cancellation" in line and "bia@fail.example" in line for line in lines), shown
+    # The flaky one: two 451s, then sent on the third attempt.
+    assert lines[-1] == "3", shown
+
+
 def test_ctrl_c_stops_everything_without_a_make_error(stack, ports):
     status = stack.interrupt()
     text = stack.text()
@@ -212,8 +259,9 @@ def test_a_warm_run_keeps_env_and_the_command_line_wins_over_it(stack, checkout,
         assert f"http://localhost:{ports['web']} " in run.text()
         assert "installing" not in run.text()
         assert env_file.read_text() == mine
-    finally:
         assert run.interrupt() in (0, -signal.SIGINT)
+    finally:
+        run.stop()
 
 
 def test_a_taken_redis_port_is_reported_at_once(checkout, tmp_path, stack):
@@ -224,7 +272,10 @@ def test_a_taken_redis_port_is_reported_at_once(checkout, tmp_path, stack):
         port = squatter.getsockname()[1]
         settings = {"PORT": free_port(), "REDIS_URL": f"redis://localhost:{port}/0"}
         run = Run(checkout, tmp_path / "taken.log", settings)
-        status = run.make.wait(timeout=60)
+        try:
+            status = run.make.wait(timeout=60)
+        finally:
+            run.stop()
     elapsed = time.monotonic() - run.started
     text = run.text()
     assert status != 0
