@@ -8,15 +8,9 @@ from selenium.webdriver.support.ui import WebDriverWait
 from gobarber.extensions import db
 from gobarber.models import User
 from tests.admin_forms import form_token
-from tests.browsers import headless_chromium, served
+from tests.browsers import served
 
 pytestmark = pytest.mark.sends_mail
-
-
-@pytest.fixture
-def browser():
-    with headless_chromium() as driver:
-        yield driver
 
 
 @pytest.fixture

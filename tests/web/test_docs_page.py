@@ -11,7 +11,7 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.browsers import headless_chromium, page_failures, served
+from tests.browsers import page_failures, served
 
 ASSET = re.compile(r'<(?:script|link)\b[^>]*\b(?:src|href)="([^"]+)"')
 TYPES = {".css": "text/css", ".js": "text/javascript", ".png": "image/png"}
@@ -90,12 +90,6 @@ def test_the_page_runs_no_inline_script_and_its_policy_allows_none(page):
     assert policy["object-src"] == ["'none'"]
     assert policy["frame-ancestors"] == ["'none'"]
     assert "unsafe" not in page.headers["Content-Security-Policy"]
-
-
-@pytest.fixture
-def browser():
-    with headless_chromium() as driver:
-        yield driver
 
 
 @pytest.fixture
