@@ -1,6 +1,6 @@
 """The shop's clock: UTC in storage, the shop's time zone for days, slots and wording."""
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime
@@ -48,27 +48,34 @@ def from_iso(raw: str) -> datetime:
 
 def day_bounds(moment: datetime) -> tuple[datetime, datetime]:
     """Return the UTC start and end of the shop-local day that holds `moment`."""
-    zone = shop_zone()
     try:
-        day = moment.astimezone(zone).date()
-        start = datetime.combine(day, time(0), tzinfo=zone)
-        end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone)
-        return start.astimezone(UTC), end.astimezone(UTC)
+        day = moment.astimezone(shop_zone()).date()
+        return day_start(day), day_start(day + timedelta(days=1))
     except (OverflowError, ValueError):
         raise Invalid("Invalid date") from None
+
+
+def day_start(day: date) -> datetime:
+    """Return the UTC instant the shop-local `day` starts."""
+    return datetime.combine(day, time(0), tzinfo=shop_zone()).astimezone(UTC)
 
 
 def slots_of_day(moment: datetime) -> list[datetime]:
     """Return the slot starts, in shop time, of the shop-local day that holds `moment`."""
-    zone = shop_zone()
-    day = moment.astimezone(zone).date()
+    day = moment.astimezone(shop_zone()).date()
     try:
-        return [
-            datetime.combine(day, time(hour, minute), tzinfo=zone)
-            for hour, minute in current_app.config["SHOP_SLOTS"]
-        ]
+        return slots_on(day)
     except (OverflowError, ValueError):
         raise Invalid("Invalid date") from None
+
+
+def slots_on(day: date) -> list[datetime]:
+    """Return the slot starts, in shop time, of the shop-local `day`."""
+    zone = shop_zone()
+    return [
+        datetime.combine(day, time(hour, minute), tzinfo=zone)
+        for hour, minute in current_app.config["SHOP_SLOTS"]
+    ]
 
 
 def hour_start(moment: datetime) -> datetime:

@@ -192,6 +192,30 @@ class Slot(ResponseBody):
         return cls(time=f"{start.hour:02d}:{start.minute:02d}", value=start, available=free)
 
 
+class DayAvailability(ResponseBody):
+    """One day of a provider's month: whether an hour of it can still be booked."""
+
+    day: int = Field(ge=1, le=31)
+    available: bool
+
+    @classmethod
+    def of(cls, day, bookable):
+        """Show the shop-local `day`, a date."""
+        return cls(day=day.day, available=bookable)
+
+
+class HourAvailability(ResponseBody):
+    """One slot of a provider's day, by its hour: whether it can still be booked."""
+
+    hour: int = Field(ge=0, le=23)
+    available: bool
+
+    @classmethod
+    def of(cls, start, bookable):
+        """Show the slot starting at `start`, in shop time."""
+        return cls(hour=start.hour, available=bookable)
+
+
 # ---- appointments ---------------------------------------------------------------------
 
 

@@ -1,8 +1,10 @@
-"""Booking, listing and cancelling appointments; the provider's day and free slots."""
+"""Booking, listing and cancelling appointments; the provider's day, free slots and the
+days and hours still open to booking."""
 
+import calendar
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import and_, bindparam, func, select, update
@@ -88,10 +90,9 @@ _BOOKED_STARTS = (
 )
 
 
-def availability(*, signed_in, provider_id, moment):
-    """Return (slot start in shop time, available) for each slot of the shop-local day,
-    once the token of `signed_in` is confirmed."""
-    start, end = shop_time.day_bounds(moment)
+def _booked_starts(*, signed_in, provider_id, start, end):
+    """Return the provider's booked starts in [start, end), once the token of `signed_in`
+    is confirmed and the provider found."""
     with _reading() as connection:
         rows = connection.execute(
             _BOOKED_STARTS,
@@ -100,10 +101,57 @@ def availability(*, signed_in, provider_id, moment):
     require_current(signed_in=signed_in, token_version=rows[0].token_version if rows else None)
     if not rows[0].provider:
         raise NotFound("Provider not found")
-    booked = {row.date for row in rows if row.date is not None}
+    return {row.date for row in rows if row.date is not None}
+
+
+def _is_free(slot, booked, current):
+    """Tell whether the slot is still ahead and nobody holds it."""
+    return slot > current and slot not in booked
+
+
+def _too_far_ahead(slot, current):
+    """Tell whether the slot lies past the booking horizon (`BOOKING_HORIZON_DAYS`)."""
+    return slot - current > timedelta(days=current_app.config["BOOKING_HORIZON_DAYS"])
+
+
+def availability(*, signed_in, provider_id, moment):
+    """Return (slot start in shop time, available) for each slot of the shop-local day,
+    once the token of `signed_in` is confirmed."""
+    start, end = shop_time.day_bounds(moment)
+    booked = _booked_starts(signed_in=signed_in, provider_id=provider_id, start=start, end=end)
+    current = shop_time.now()
+    return [(slot, _is_free(slot, booked, current)) for slot in shop_time.slots_of_day(moment)]
+
+
+def _bookable_slots(day, booked, current):
+    """Return (slot start in shop time, bookable) for each slot of the shop-local `day`:
+    free, and not so far ahead that booking it would be refused."""
+    return [
+        (slot, _is_free(slot, booked, current) and not _too_far_ahead(slot, current))
+        for slot in shop_time.slots_on(day)
+    ]
+
+
+def day_availability(*, signed_in, provider_id, day):
+    """Return (slot start in shop time, bookable) for each slot of the shop-local `day`,
+    once the token of `signed_in` is confirmed."""
+    start, end = shop_time.day_start(day), shop_time.day_start(day + timedelta(days=1))
+    booked = _booked_starts(signed_in=signed_in, provider_id=provider_id, start=start, end=end)
+    return _bookable_slots(day, booked, shop_time.now())
+
+
+def month_availability(*, signed_in, provider_id, year, month):
+    """Return (day, bookable) for each shop-local day of the month, a day being bookable
+    while one of its slots is, once the token of `signed_in` is confirmed."""
+    first = date(year, month, 1)
+    days = [first + timedelta(days=n) for n in range(calendar.monthrange(year, month)[1])]
+    start, end = shop_time.day_start(first), shop_time.day_start(days[-1] + timedelta(days=1))
+    # The whole month in one statement; each day is then sorted out here.
+    booked = _booked_starts(signed_in=signed_in, provider_id=provider_id, start=start, end=end)
     current = shop_time.now()
     return [
-        (slot, slot > current and slot not in booked) for slot in shop_time.slots_of_day(moment)
+        (day, any(bookable for _, bookable in _bookable_slots(day, booked, current)))
+        for day in days
     ]
 
 
@@ -159,7 +207,7 @@ def book(*, customer, provider_id, start):
     current = shop_time.now()
     if slot < current:
         raise Invalid("Past dates are not permitted")
-    if slot - current > timedelta(days=current_app.config["BOOKING_HORIZON_DAYS"]):
+    if _too_far_ahead(slot, current):
         raise Invalid(TOO_FAR_AHEAD)
     if not shop_time.is_slot(slot):
         raise Invalid(SLOT_TAKEN)

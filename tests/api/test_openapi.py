@@ -25,6 +25,8 @@ from tests.admin_forms import admin_sign_in, form_token
 REF = re.compile(r"^#/components/schemas/(\w+)$")
 # The tags of the service's own routes; every other operation is the clients' contract.
 SERVICE_TAGS = {"service", "probes", "operator pages"}
+# The shop's pages are walked by their own tests (tests/web/test_*_routes.py).
+PAGE_TAGS = {"shop pages"}
 
 
 @pytest.fixture
@@ -51,12 +53,14 @@ def successes(document):
 
 
 def operations(document, *, service):
-    """Return (method, path) of the service's own operations, or of the clients' contract."""
+    """Return (method, path) of the service's own operations, or of the clients' contract
+    (the shop's pages are neither)."""
     return {
         (method, path)
         for path, item in document["paths"].items()
         for method, operation in item.items()
-        if (operation["tags"][0] in SERVICE_TAGS) == service
+        if operation["tags"][0] not in PAGE_TAGS
+        and (operation["tags"][0] in SERVICE_TAGS) == service
     }
 
 
@@ -192,6 +196,23 @@ def test_a_client_session_matches_the_document_answer_by_answer(client, contract
         "get",
         "/providers/{provider_id}/available",
         client.get(f"/providers/{provider}/available?date={millis}", headers=as_customer),
+    )
+    month = {"year": day.year, "month": day.month}
+    contract.check(
+        "get",
+        "/providers/{provider_id}/month-availability",
+        client.get(
+            f"/providers/{provider}/month-availability", query_string=month, headers=as_customer
+        ),
+    )
+    contract.check(
+        "get",
+        "/providers/{provider_id}/day-availability",
+        client.get(
+            f"/providers/{provider}/day-availability",
+            query_string={**month, "day": day.day},
+            headers=as_customer,
+        ),
     )
     booking = {"provider_id": provider, "date": day.isoformat()}
     booked = client.post("/appointments", json=booking, headers=as_customer)
