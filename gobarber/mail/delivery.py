@@ -24,6 +24,7 @@ from gobarber.mail.messages import (
     Unrenderable,
     customer_notice,
     delivered_notice,
+    provider_notice,
     render,
     void_reason,
 )
@@ -96,13 +97,14 @@ class Outcome:
 
 
 def fail(delivery, reason, *, notify):
-    """Record a delivery as failed and tell the customer; the caller commits."""
+    """Record a delivery as failed and tell the customer, and the provider in-app; the
+    caller commits."""
     delivery.status = DeliveryStatus.FAILED
     delivery.last_error = reason
     delivery.failed_at = now()
-    user_id, text = customer_notice(delivery)
-    if user_id is not None:
-        notify(user_id=user_id, content=text)
+    for user_id, text in (customer_notice(delivery), provider_notice(delivery)):
+        if user_id is not None:
+            notify(user_id=user_id, content=text)
 
 
 # A batch's delivery rows with their appointments and both people (built once: the

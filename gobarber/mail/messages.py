@@ -236,6 +236,28 @@ def _notice(delivery, wording):
     return appointment.user_id, text
 
 
+# What the provider is told in-app when their cancellation mail failed, in pt-BR: the
+# shop learns of the cancel even when its mailbox refuses mail.
+PROVIDER_NOTICE = (
+    "{customer} cancelou o agendamento de {when}, e o e-mail avisando disso não pôde ser "
+    "entregue. O horário está livre de novo."
+)
+
+
+def provider_notice(delivery):
+    """Return (user id, text) of the provider's in-app notice that their cancellation mail
+    failed, or (None, None) for another kind of mail."""
+    if delivery.kind != MailKind.CANCELLATION:
+        return None, None
+    appointment = db.session.get(Appointment, delivery.appointment_id or 0)
+    if appointment is None:
+        return None, None
+    text = PROVIDER_NOTICE.format(
+        customer=appointment.user.name, when=describe_pt_br(appointment.date)
+    )
+    return appointment.provider_id, text
+
+
 def customer_notice(delivery):
     """Return (user id, text) of the customer's notice that the provider could not be told."""
     return _notice(delivery, "failed")

@@ -124,6 +124,22 @@ def test_permanent_refusal_is_dead_lettered_and_the_customer_told(
     assert notice["content"].startswith("Não foi possível avisar Barbeiro Zé do cancelamento")
 
 
+def test_a_dead_cancellation_mail_tells_the_provider_in_the_app(shop, worker, smtp_server):
+    # Their mailbox refused the mail: the shop learns of the cancel from its notifications
+    # (which its dashboard shows), and that the hour is free again.
+    smtp_server.refuse(shop.provider.email)
+    shop.cancellation()
+
+    worker.loop()
+
+    notices = [n["content"] for n in shop.notifications(shop.provider)]
+    assert any(
+        text.startswith(f"{shop.customer.name} cancelou o agendamento de")
+        and "não pôde ser entregue" in text
+        for text in notices
+    ), notices
+
+
 def test_gives_up_after_max_attempts(app, shop, worker, smtp_server, redis_conn, queue):
     app.config["MAIL_MAX_ATTEMPTS"] = 3
     worker.deliverer.policy = replace(worker.deliverer.policy, max_attempts=3)
