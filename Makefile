@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export FLASK_APP := gobarber:create_app
 
-.PHONY: install run demo test lint bench bench-full clean
+.PHONY: install run demo translations screenshots test lint bench bench-full clean
 
 # Two installs into one environment: `run` (the app and the development mail sink) for
 # `make run` and `make demo`; `dev` (run's, plus the test and lint tools) for the rest.
@@ -42,6 +42,17 @@ run: $(VENV)/.run-installed .env
 demo: $(VENV)/.run-installed .env
 	@$(VENV)/bin/flask db upgrade
 	@$(VENV)/bin/flask seed
+
+# The pages' pt-BR catalogues: each domain's .po compiled to the .mo the app reads
+# (both committed; tests/web/test_language.py holds each .mo to its .po).
+translations: install
+	for po in gobarber/translations/*/LC_MESSAGES/*.po; do \
+		$(VENV)/bin/pybabel compile -i $$po -o $${po%.po}.mo; done
+
+# The README's pictures of the shop's pages, taken by their browser tests.
+screenshots: install
+	GOBARBER_SCREENSHOTS=docs/screenshots $(VENV)/bin/pytest -q tests/web/test_customer_pages.py \
+		tests/web/test_provider_pages.py tests/web/test_profile_page.py tests/web/test_accounts_pages.py
 
 # The whole suite on PostgreSQL, then the API on the zero-setup SQLite default.
 test: install

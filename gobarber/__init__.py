@@ -40,7 +40,7 @@ def create_app(config=None):
 
 def register_extensions(app):
     from gobarber import database
-    from gobarber.web import security
+    from gobarber.web import language, security
 
     # Through the module: the `gobarber.mail` package would shadow a bare `mail` here.
     extensions.db.init_app(app)
@@ -52,6 +52,7 @@ def register_extensions(app):
     extensions.mail_queue.init_app(app)
     extensions.publishing_queue.init_app(app)
     security.init_app(app)
+    language.init_app(app)
 
 
 def register_blueprints(app):

@@ -3,8 +3,10 @@ input, the `fields` to blame)."""
 
 import logging
 
-from flask import jsonify
+from flask import jsonify, make_response
 from werkzeug.exceptions import HTTPException
+
+from gobarber import extensions
 
 log = logging.getLogger(__name__)
 
@@ -68,22 +70,38 @@ HTTP_MESSAGES = {
 }
 
 
+def _page(status, message):
+    """The shop pages' own answer for an error on one of their paths, or None.
+
+    The pages set `extensions.page_error` (gobarber/web/pages): on their paths an error
+    is a page, never JSON or a traceback.
+    """
+    render = extensions.page_error.get()
+    return None if render is None else render(status, message)
+
+
 def register_error_handlers(app):
-    """Render every error as JSON; never a stack trace or an HTML page."""
+    """Render every error as JSON (as a page on the shop's pages); never a stack trace."""
 
     @app.errorhandler(GobarberError)
     def domain_error(error):
-        body = {"error": error.message}
-        if getattr(error, "fields", None):
-            body["fields"] = error.fields
-        response = jsonify(body)
+        response = _page(error.status, error.message)
+        if response is None:
+            body = {"error": error.message}
+            if getattr(error, "fields", None):
+                body["fields"] = error.fields
+            response = jsonify(body), error.status
+        response = make_response(response)
         if getattr(error, "retry_after", None) is not None:
             response.headers["Retry-After"] = str(error.retry_after)
-        return response, error.status
+        return response
 
     @app.errorhandler(HTTPException)
     def http_error(error):
         message = HTTP_MESSAGES.get(error.code, error.name)
+        page = _page(error.code, message)
+        if page is not None:
+            return page
         response = jsonify(error=message)
         if error.code == 405 and error.valid_methods:
             response.headers["Allow"] = ", ".join(error.valid_methods)
@@ -92,4 +110,7 @@ def register_error_handlers(app):
     @app.errorhandler(Exception)
     def unexpected_error(error):
         log.exception("unhandled error")
-        return jsonify(error="Internal server error"), 500
+        return _page(500, "Internal server error") or (
+            jsonify(error="Internal server error"),
+            500,
+        )

@@ -1,6 +1,7 @@
 """Flask extensions, created unbound and bound to an app in `create_app`."""
 
 from flask import current_app
+from flask_babel import Babel
 from flask_cors import CORS
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -36,8 +37,11 @@ db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 migrate = Migrate()
 mail = Mail()
 cors = CORS()
-# The admin page's forms; the JSON API has bearer tokens and is never checked.
+# The pages' forms (the shop's and the admin's); the JSON API has bearer tokens and is
+# never checked.
 csrf = CSRFProtect()
+# The pages' language: pt-BR, or English for a browser that prefers it.
+babel = Babel()
 
 
 def mail_settings(app):
@@ -58,6 +62,20 @@ class AppBound:
     def get(self, app=None):
         """Return the current app's object (or `app`'s, outside an app context)."""
         return (app or current_app).extensions[self.name]
+
+
+class AppHook(AppBound):
+    """A function a later layer lends an earlier one, per app, without an import: the
+    shop's pages give the app's error handlers their error page. None until set."""
+
+    def __init__(self, name):
+        super().__init__(name, build=None)
+
+    def set(self, app, function):
+        app.extensions[self.name] = function
+
+    def get(self, app=None):
+        return (app or current_app).extensions.get(self.name)
 
 
 # The one way to Redis, and the one owner of the mail streams on it.
@@ -86,6 +104,9 @@ def _limiter(app):
     bound.init_app(app)
     return bound
 
+
+# `render(status, message)`: a page for an error on the shop's pages' paths, else None.
+page_error = AppHook("page_error")
 
 # The throttles' rate limiter (gobarber/throttle.py says what it counts).
 limiter = AppBound("throttle", _limiter)

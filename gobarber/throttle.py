@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import jwt
-from flask import current_app, render_template, request
+from flask import current_app, render_template, request, session
 from flask_limiter import RateLimitExceeded
 from flask_limiter.util import get_remote_address
 from limits.storage import RedisStorage
@@ -41,9 +41,9 @@ log = logging.getLogger(__name__)
 STORAGE_TIMEOUT = 0.05
 # Routes a monitor polls: never refused.
 UNTHROTTLED = ("probes.health", "probes.mail_health", "probes.scrape")
-SIGN_IN = ("sessions.sign_in", "admin.login")
-# HTML pages, refused with their own page rather than JSON.
-PAGES = ("admin.login",)
+SIGN_IN = ("sessions.sign_in", "admin.login", "pages.sign_in")
+# HTML forms: the account is the form's `email`, and a refusal is a page, not JSON.
+PAGES = ("admin.login", "pages.sign_in", "pages.sign_up")
 
 
 def signing_in_email():
@@ -63,8 +63,10 @@ def signing_in_email():
 
 
 def signed_in_account():
-    """Return the account of the bearer token (its signature checked, no query), else the
-    client address: the view refuses such a request anyway."""
+    """Return the account of the bearer token (its signature checked, no query) or of the
+    pages' session, else the client address: the view refuses such a request anyway."""
+    if session.get("user_id"):
+        return f"user:{int(session['user_id'])}"
     words = request.headers.get("Authorization", "").split()
     if len(words) >= 2:
         try:
@@ -108,14 +110,29 @@ THROTTLES = (
     Throttle(
         "RATE_LIMIT_SIGN_IN_ADDRESS", "sign-in-address", SIGN_IN, ("POST",), failures_only=True
     ),
-    Throttle("RATE_LIMIT_SIGN_UP", "sign-up", ("users.sign_up",), ("POST",)),
+    Throttle("RATE_LIMIT_SIGN_UP", "sign-up", ("users.sign_up", "pages.sign_up"), ("POST",)),
+    # The shop's pages share each count with their API twin: one account, one limit.
     Throttle(
-        "RATE_LIMIT_BOOKING", "booking", ("appointments.create",), ("POST",), signed_in_account
+        "RATE_LIMIT_BOOKING",
+        "booking",
+        ("appointments.create", "pages.book"),
+        ("POST",),
+        signed_in_account,
     ),
     Throttle(
-        "RATE_LIMIT_CANCEL", "cancel", ("appointments.cancel",), ("DELETE",), signed_in_account
+        "RATE_LIMIT_CANCEL",
+        "cancel",
+        ("appointments.cancel", "pages.cancel"),
+        ("DELETE", "POST"),
+        signed_in_account,
     ),
-    Throttle("RATE_LIMIT_UPLOAD", "upload", ("files.upload",), ("POST",), signed_in_account),
+    Throttle(
+        "RATE_LIMIT_UPLOAD",
+        "upload",
+        ("files.upload", "pages.avatar"),
+        ("POST",),
+        signed_in_account,
+    ),
 )
 FORGOTTEN_ON_SUCCESS = {throttle.scope for throttle in THROTTLES if throttle.success_forgets}
 
@@ -219,10 +236,11 @@ def retry_after():
 def too_many_attempts(breach):
     """Answer a broken limit: 429 with `Retry-After`, as JSON or as the page asked for."""
     seconds = retry_after()
-    if request.endpoint in PAGES:
+    if request.endpoint == "admin.login":
         page = render_template("admin/login.html", error=TooManyAttempts.message)
         return page, 429, {"Retry-After": str(seconds)}
-    # The app's own handler renders the error family's JSON and its Retry-After.
+    # The app's own handler renders the error family's JSON (a page on the shop's pages)
+    # and its Retry-After.
     return current_app.handle_user_exception(TooManyAttempts(retry_after=seconds))
 
 

@@ -471,11 +471,14 @@ def openapi_document(app):
                     "scheme": "bearer",
                     "description": "HEALTH_TOKEN: a failing check shows its error's text",
                 },
-                "adminSession": {
+                "pageSession": {
                     "type": "apiKey",
                     "in": "cookie",
                     "name": app.config["SESSION_COOKIE_NAME"],
-                    "description": "The operator pages' session, from signing in at /admin/login",
+                    "description": (
+                        "The pages' session, the shop's and the operators': from signing in "
+                        "at /app/sign-in or /admin/login"
+                    ),
                 },
             },
         },

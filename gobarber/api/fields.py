@@ -98,6 +98,11 @@ def _message(error):
     return _MESSAGES.get(kind, NOT_VALID)
 
 
+def value_message(error: ValidationError) -> str:
+    """The message for a lone value's first problem (a page's form field)."""
+    return _message(error.errors(include_url=False, include_input=False)[0])
+
+
 def field_messages(error: ValidationError) -> dict[str, str]:
     """Name each refused field as the client sent it (dotted when nested), with a short
     message; a field's first problem is the one told."""

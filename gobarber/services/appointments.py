@@ -391,3 +391,63 @@ def cancel(*, signed_in, appointment_id):
         user=Person(seen.name),
     )
     return appointment, delivery, reminder
+
+
+# ---- the customer's pages
+
+
+def bookable_provider(*, provider_id):
+    """Return the provider of `provider_id`, or raise `Provider not found`."""
+    provider = _find_provider(provider_id)
+    if provider is None:
+        raise NotFound("Provider not found")
+    return provider
+
+
+@dataclass(frozen=True)
+class CustomerAppointments:
+    """A customer's appointments as their page lists them, at most a page of each kind."""
+
+    upcoming: list  # soonest first
+    past: list  # latest first
+    canceled: list  # (appointment, its cancellation mail's delivery row or None), latest first
+
+
+def customer_overview(*, user, limit=PAGE_SIZE):
+    """Return the user's upcoming, past and canceled appointments, at most `limit` of each,
+    the canceled ones with the delivery rows of their cancellation mails."""
+    current = shop_time.now()
+    mine = (
+        select(Appointment)
+        .where(Appointment.user_id == user.id)
+        .options(joinedload(Appointment.provider).joinedload(User.avatar))
+    )
+    standing = mine.where(Appointment.canceled_at.is_(None))
+    upcoming = standing.where(Appointment.date >= current).order_by(
+        Appointment.date, Appointment.id
+    )
+    past = standing.where(Appointment.date < current).order_by(
+        Appointment.date.desc(), Appointment.id.desc()
+    )
+    canceled = mine.where(Appointment.canceled_at.is_not(None)).order_by(
+        Appointment.canceled_at.desc(), Appointment.id.desc()
+    )
+    canceled_rows = db.session.scalars(canceled.limit(limit)).all()
+    mails = {}
+    if canceled_rows:
+        # Ascending ids: should an appointment have two, the latest is kept, as
+        # `cancellation_mail` reads it.
+        query = (
+            select(MailDelivery)
+            .where(
+                MailDelivery.appointment_id.in_([row.id for row in canceled_rows]),
+                MailDelivery.kind == MailKind.CANCELLATION,
+            )
+            .order_by(MailDelivery.id)
+        )
+        mails = {row.appointment_id: row for row in db.session.scalars(query)}
+    return CustomerAppointments(
+        upcoming=db.session.scalars(upcoming.limit(limit)).all(),
+        past=db.session.scalars(past.limit(limit)).all(),
+        canceled=[(row, mails.get(row.id)) for row in canceled_rows],
+    )

@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime
 
-from gobarber.web import admin, home, probes
+from gobarber.web import admin, home, pages, probes
 
 
 def register(app):
@@ -10,6 +10,7 @@ def register(app):
     app.register_blueprint(probes.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(home.bp)
+    pages.init_app(app)
     probes.count_requests(app)
 
     @app.template_filter("datetime_ms")

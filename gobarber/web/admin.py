@@ -35,7 +35,7 @@ REFRESH_SECONDS = 5
 
 # For /openapi.json: these are pages for a person, not for the API's clients.
 TAG = "operator pages"
-SIGNED_IN = [{"adminSession": []}]
+SIGNED_IN = [{"pageSession": []}]
 STALE_FORM = ("The form's CSRF token is missing or stale: a page saying so", HTML_PAGE)
 UNAVAILABLE = ("Redis, where the sessions live, does not answer: a page saying so", HTML_PAGE)
 NOT_AN_ADMIN = ("Signed in, but not an admin: a page saying so", HTML_PAGE)

@@ -44,9 +44,10 @@ LINKS = {
             ("openapi", "The OpenAPI document"),
             ("health", "The web process's readiness"),
             ("queue", "The mail queue's page, for operators"),
+            ("pages", "The shop's own pages: book, cancel, a barber's day"),
         )
     },
-    "required": ["docs", "openapi", "health", "queue"],
+    "required": ["docs", "openapi", "health", "queue", "pages"],
     "additionalProperties": False,
 }
 ABOUT = {
@@ -87,6 +88,7 @@ def index():
             "openapi": url_for("openapi"),
             "health": url_for("probes.health"),
             "queue": url_for("admin.queue_page"),
+            "pages": url_for("pages.home"),
         },
     }
     if prefers_html():

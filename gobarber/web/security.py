@@ -1,8 +1,8 @@
-"""Response headers, CORS's reach, and the admin page's sessions and CSRF.
+"""Response headers, CORS's reach, and the pages' sessions and CSRF.
 
-The admin page signs in with a cookie whose session lives in Redis (Flask-Session); the
-JSON API has bearer tokens, so it never opens a session, never gets a CSRF check and
-never reads Redis for either.
+The pages (the shop's under `/app`, the operators' under `/admin`) sign in with a cookie
+whose session lives in Redis (Flask-Session); the JSON API has bearer tokens, so it
+never opens a session, never gets a CSRF check and never reads Redis for either.
 
 Not Flask-Talisman: it would redirect the JSON API to HTTPS (TLS ends at the proxy in
 front of us) and put one Content-Security-Policy on every answer, where only a few pages
@@ -25,14 +25,24 @@ from gobarber.redis_connection import REDIS_ERRORS
 log = logging.getLogger(__name__)
 
 ADMIN_PATH = "/admin"
-# Every path but the admin pages': browsers may call the API from `CORS_ORIGINS`.
-API_CORS_RESOURCES = {re.compile(rf"^(?!{ADMIN_PATH}(/|$))"): {}}
+PAGES_PATH = "/app"
+# Every path but the pages': browsers may call the API from `CORS_ORIGINS`.
+API_CORS_RESOURCES = {re.compile(rf"^(?!({ADMIN_PATH}|{PAGES_PATH})(/|$))"): {}}
 HSTS = "max-age=31536000; includeSubDomains"
+
+
+def _under(path, prefix):
+    return path == prefix or path.startswith(prefix + "/")
 
 
 def is_admin_path(path):
     """Tell whether `path` is one of the admin pages'."""
-    return path == ADMIN_PATH or path.startswith(ADMIN_PATH + "/")
+    return _under(path, ADMIN_PATH)
+
+
+def is_page_path(path):
+    """Tell whether `path` is a page's, the shop's or the admin's: they have sessions."""
+    return _under(path, PAGES_PATH) or _under(path, ADMIN_PATH)
 
 
 def csp_nonce():
@@ -47,13 +57,13 @@ def unavailable_page():
     return render_template("admin/unavailable.html"), 503
 
 
-class AdminSessions(RedisSessionInterface):
-    """Flask-Session's Redis sessions, for the admin pages only.
+class PageSessions(RedisSessionInterface):
+    """Flask-Session's Redis sessions, for the pages only.
 
     Anywhere else the session is Flask's null session, which Flask neither reads nor
-    saves. On the admin pages a Redis that does not answer makes it the null session too
-    (the admin blueprint answers 503 for it), and a save that fails turns the answer
-    into the same 503 page.
+    saves. On the pages a Redis that does not answer makes it the null session too
+    (their blueprints answer 503 for it), and a save that fails turns the answer into
+    the same 503 page.
     """
 
     def __init__(self, app, *, client, **options):
@@ -63,19 +73,19 @@ class AdminSessions(RedisSessionInterface):
         self.client = client
 
     def open_session(self, app, request):
-        if not is_admin_path(request.path):
+        if not is_page_path(request.path):
             return None
         try:
             return super().open_session(app, request)
         except REDIS_ERRORS as error:
-            log.warning("admin session not read, Redis does not answer: %s", error)
+            log.warning("page session not read, Redis does not answer: %s", error)
             return None
 
     def save_session(self, app, session, response):
         try:
             super().save_session(app, session, response)
         except REDIS_ERRORS as error:
-            log.warning("admin session not saved, Redis does not answer: %s", error)
+            log.warning("page session not saved, Redis does not answer: %s", error)
             # Saving is the last step of a request, after every handler; the answer
             # already built (a page, a redirect after signing in) would be a lie.
             body, status = unavailable_page()
@@ -87,17 +97,18 @@ class AdminSessions(RedisSessionInterface):
 
 def _configure_sessions(app):
     config = app.config
-    config["SESSION_COOKIE_PATH"] = ADMIN_PATH
+    # The shop's pages and the admin's share one session: one sign-in for both.
+    config["SESSION_COOKIE_PATH"] = "/"
     config["SESSION_COOKIE_HTTPONLY"] = True
     config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
     config["SESSION_COOKIE_SECURE"] = config["APP_ENV"] == "production"
     # The session bounds the token's life; a page left open an hour still submits.
     config["WTF_CSRF_TIME_LIMIT"] = None
-    # Only the admin blueprint asks for the check (`csrf.protect()` before its POSTs).
+    # Only the pages' blueprints ask for the check (`csrf.protect()` before their POSTs).
     config["WTF_CSRF_CHECK_DEFAULT"] = False
     session_redis.init_app(app)
-    # What Flask-Session builds for SESSION_TYPE="redis", kept to the admin pages.
-    app.session_interface = AdminSessions(
+    # What Flask-Session builds for SESSION_TYPE="redis", kept to the pages.
+    app.session_interface = PageSessions(
         app,
         client=session_redis.get(app),
         # One hash tag with the mail keys, so each app (and each test) has its own.
@@ -135,6 +146,15 @@ def _docs_policy(app_url):
     )
 
 
+def _pages_policy():
+    # The shop's pages: their own stylesheet and scripts, nothing inline; images from
+    # here, and an avatar's preview from a blob: URL before it is uploaded.
+    return (
+        "default-src 'self'; img-src 'self' blob:; object-src 'none'; "
+        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+    )
+
+
 def _install_headers(app):
     production = app.config["APP_ENV"] == "production"
     page_policies = {
@@ -152,6 +172,10 @@ def _install_headers(app):
             headers["X-Frame-Options"] = "DENY"
             headers["Content-Security-Policy"] = _admin_policy()
             headers["Cache-Control"] = "no-store"
+        elif is_page_path(request.path):
+            headers["X-Frame-Options"] = "DENY"
+            headers["Content-Security-Policy"] = _pages_policy()
+            headers.setdefault("Cache-Control", "no-store")
         elif request.endpoint in page_policies:
             headers["Content-Security-Policy"] = page_policies[request.endpoint]()
         elif request.endpoint == "sessions.sign_in":
@@ -160,6 +184,6 @@ def _install_headers(app):
 
 
 def init_app(app):
-    """Install the headers, the admin page's server-side sessions and CSRF protection."""
+    """Install the headers, the pages' server-side sessions and CSRF protection."""
     _configure_sessions(app)
     _install_headers(app)

@@ -5,7 +5,13 @@ from importlib.metadata import version
 
 import pytest
 
-LINKS = {"docs": "/docs", "openapi": "/openapi.json", "health": "/health", "queue": "/admin/queue"}
+LINKS = {
+    "docs": "/docs",
+    "openapi": "/openapi.json",
+    "health": "/health",
+    "queue": "/admin/queue",
+    "pages": "/app/",
+}
 ABOUT = {"name": "GoBarber", "version": version("gobarber"), "links": LINKS}
 BROWSERS = {
     "chromium": "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,"

@@ -8,15 +8,8 @@ from selenium.webdriver.support.ui import WebDriverWait
 from gobarber.extensions import db
 from gobarber.models import User
 from tests.admin_forms import form_token
-from tests.browsers import served
 
 pytestmark = pytest.mark.sends_mail
-
-
-@pytest.fixture
-def live_url(app):
-    with served(app) as url:
-        yield url
 
 
 def make_admin(app, person):

@@ -28,7 +28,7 @@ def sign_in(client, person):
     credentials = {"email": person.email, "password": person.password}
     signed = client.post("/admin/login", data={**credentials, "csrf_token": form_token(client)})
     assert signed.status_code == 302, signed.text
-    return client.get_cookie(COOKIE, path="/admin").value
+    return client.get_cookie(COOKIE, path="/").value
 
 
 def session_key(app, session_id):
@@ -61,7 +61,7 @@ def test_the_cookie_holds_only_an_id_and_the_session_lives_in_redis(app, client,
 
 def test_signing_in_gives_a_new_session_id(app, client, operator):
     form_token(client)  # a visitor's session, before signing in
-    before = client.get_cookie(COOKIE, path="/admin").value
+    before = client.get_cookie(COOKIE, path="/").value
 
     after = sign_in(client, operator)
 
@@ -78,7 +78,7 @@ def test_logout_deletes_the_session_and_the_old_cookie_opens_nothing(app, client
     assert out.status_code == 302
     assert stored_session(app, session_id) is None
     replay = app.test_client()
-    replay.set_cookie(COOKIE, session_id, path="/admin")
+    replay.set_cookie(COOKIE, session_id, path="/")
     refused = replay.get("/admin/queue")
     assert refused.status_code == 302
     assert refused.headers["Location"].startswith("/admin/login")
@@ -119,7 +119,7 @@ def test_the_cookie_flags(database_url, tmp_path, app_env, secure):
         flags = {flag.strip().split("=")[0].lower() for flag in cookie.split(";")[1:]}
         assert {"httponly", "expires", "path"} <= flags
         assert "SameSite=Lax" in cookie
-        assert "Path=/admin" in cookie
+        assert "Path=/;" in cookie
         assert ("secure" in flags) is secure
 
 
@@ -237,7 +237,7 @@ def test_only_admin_pages_read_or_refresh_the_session(app, client, operator):
     session_id = sign_in(client, operator)
     key = session_key(app, session_id)
     refreshed = client.get("/admin/queue")
-    assert "Path=/admin" in refreshed.headers["Set-Cookie"]  # refreshed on every admin page
+    assert "Path=/;" in refreshed.headers["Set-Cookie"]  # refreshed on every admin page
     session_redis.get(app).expire(key, 100)
 
     # The browser would not send the cookie outside /admin; a client that does is ignored.
