@@ -4,6 +4,7 @@ import os
 import shutil
 import threading
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 from selenium import webdriver
@@ -66,3 +67,30 @@ def served(app):
     finally:
         server.shutdown()
         thread.join(timeout=10)
+
+
+def ask_for(browser, language):
+    """Make the browser ask for `language` (headless Chromium asks for en-US)."""
+    agent = browser.execute_script("return navigator.userAgent")
+    browser.execute_cdp_cmd(
+        "Network.setUserAgentOverride", {"userAgent": agent, "acceptLanguage": language}
+    )
+
+
+def screenshot(browser, name):
+    """Save the page as <GOBARBER_SCREENSHOTS>/<name>.png, when that is set (the README's
+    pictures: `make screenshots`)."""
+    folder = os.environ.get("GOBARBER_SCREENSHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        browser.save_screenshot(str(Path(folder) / f"{name}.png"))
+
+
+def failures(browser, *expected_statuses):
+    """The messages of what went wrong on the page since the log was last read, but for
+    the refusals the test expects, by status."""
+    return [
+        entry["message"]
+        for entry in page_failures(browser)
+        if not any(f"status of {status} " in entry["message"] for status in expected_statuses)
+    ]

@@ -2,13 +2,16 @@
 
 import pytest
 
-from tests.browsers import headless_chromium, served
+from tests.browsers import ask_for, headless_chromium, served
 
 
 @pytest.fixture
 def browser():
-    """A real headless Chromium, quit after the test."""
+    """A real headless Chromium at a desktop's size, asking for pt-BR, the shop's language
+    (headless Chromium asks for en-US); quit after the test."""
     with headless_chromium() as driver:
+        driver.set_window_size(1280, 900)
+        ask_for(driver, "pt-BR,pt")
         yield driver
 
 

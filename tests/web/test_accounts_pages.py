@@ -7,10 +7,8 @@ the sign-in throttle, where `next` may lead, and the two languages.
 `GOBARBER_SCREENSHOTS=<folder>` saves each page shown as <folder>/<page>.png, 1280x900.
 """
 
-import os
 import re
 import time
-from pathlib import Path
 
 import pytest
 from selenium.common.exceptions import WebDriverException
@@ -21,7 +19,7 @@ from sqlalchemy import select
 
 from gobarber.extensions import db
 from gobarber.models import PasswordReset
-from tests.browsers import page_failures
+from tests.browsers import failures, screenshot
 
 TOKEN = re.compile(r'<input[^>]*name="csrf_token"[^>]*value="([^"]+)"')
 ERROR = re.compile(r'<p class="error" id="([^"]+)-error">(.*?)</p>')
@@ -61,38 +59,6 @@ def reset_token(app, user_id):
 
 
 # ---- in a browser ------------------------------------------------------------------------
-
-
-@pytest.fixture(autouse=True)
-def portuguese(request):
-    """The browser asks for pt-BR, the shop's language (headless Chromium asks for en-US)."""
-    if "browser" not in request.fixturenames:
-        return
-    browser = request.getfixturevalue("browser")
-    agent = browser.execute_script("return navigator.userAgent")
-    browser.execute_cdp_cmd(
-        "Network.setUserAgentOverride", {"userAgent": agent, "acceptLanguage": "pt-BR,pt"}
-    )
-    browser.set_window_size(1280, 900)
-
-
-def screenshot(browser, name):
-    """Save the page as <GOBARBER_SCREENSHOTS>/<name>.png, when that is set."""
-    folder = os.environ.get("GOBARBER_SCREENSHOTS")
-    if folder:
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        browser.save_screenshot(str(Path(folder) / f"{name}.png"))
-
-
-def failures(browser, *expected_statuses):
-    """What went wrong on the page, but for the icon the pages do not have (Chromium asks
-    for /favicon.ico on its own) and the refusals the test expects, by status."""
-    return [
-        entry["message"]
-        for entry in page_failures(browser)
-        if "/favicon.ico" not in entry["message"]
-        and not any(f"status of {status} " in entry["message"] for status in expected_statuses)
-    ]
 
 
 def fill(browser, **fields):

@@ -7,10 +7,8 @@ customers race for a day's last hour; booking by keyboard alone; a phone's width
 """
 
 import io
-import os
 import threading
 import uuid
-from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -22,7 +20,8 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from gobarber.extensions import db
 from gobarber.models import Appointment, Notification, User
-from tests.browsers import headless_chromium, page_failures
+from tests.browsers import ask_for, failures, headless_chromium
+from tests.browsers import screenshot as save_screenshot
 
 pytestmark = pytest.mark.sends_mail
 
@@ -35,39 +34,18 @@ LIVE = 20
 # ---- the browser ----------------------------------------------------------------------
 
 
-def speak(browser, language):
-    """Make the browser ask for `language` (headless Chromium asks for en-US)."""
-    agent = browser.execute_script("return navigator.userAgent")
-    browser.execute_cdp_cmd(
-        "Network.setUserAgentOverride", {"userAgent": agent, "acceptLanguage": language}
-    )
-
-
 @pytest.fixture
 def shopper(browser):
     """The test's browser, at a desktop's size, asking for pt-BR."""
     browser.set_window_size(*SCREEN)
-    speak(browser, "pt-BR,pt")
+    ask_for(browser, "pt-BR,pt")
     return browser
 
 
 @pytest.fixture
 def screenshot():
-    """Save the page as <GOBARBER_SCREENSHOTS>/<name>.png, when that is set."""
-    folder = os.environ.get("GOBARBER_SCREENSHOTS")
-
-    def save(browser, name):
-        if folder:
-            Path(folder).mkdir(parents=True, exist_ok=True)
-            browser.save_screenshot(str(Path(folder) / f"{name}.png"))
-
-    return save
-
-
-def failures(browser):
-    """What went wrong on the page (CSP, script, network), but for the icon the pages do
-    not have (Chromium asks for /favicon.ico on its own)."""
-    return [entry for entry in page_failures(browser) if "/favicon.ico" not in entry["message"]]
+    """`screenshot(browser, name)`: the README's pictures, when GOBARBER_SCREENSHOTS is set."""
+    return save_screenshot
 
 
 def wait(browser, condition, message, seconds=10):
@@ -250,7 +228,7 @@ def test_two_customers_race_for_the_last_free_hour_one_wins_the_other_is_told(
         assert api.book(early_bird, barber, slot(days=2, hour=hour)).status_code == 200
     with headless_chromium() as rival:
         rival.set_window_size(*SCREEN)
-        speak(rival, "pt-BR,pt")
+        ask_for(rival, "pt-BR,pt")
         browsers = {"Cliente Caio": shopper, "Cliente Duda": rival}
         for name, browser in browsers.items():
             sign_up(browser, live_url, name)
@@ -377,7 +355,7 @@ def test_every_customer_page_fits_a_phone(app, api, barber, shopper, live_url, s
 def test_an_english_browser_gets_english_pages(
     app, barber, shopper, live_url, slot, worker, smtp_server, screenshot
 ):
-    speak(shopper, "en-US,en")
+    ask_for(shopper, "en-US,en")
     tomorrow = slot(days=1, hour=8)
     sign_up(shopper, live_url, "Customer Fay")
 

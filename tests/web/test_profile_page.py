@@ -7,9 +7,7 @@ password; the test client's check each refusal and the answers /openapi.json dec
 """
 
 import io
-import os
 import re
-from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -20,7 +18,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from gobarber.extensions import db
 from gobarber.models import User
-from tests.browsers import page_failures
+from tests.browsers import failures, screenshot
 from tests.uploads import noise_png, stored_files
 
 TOKEN = re.compile(r'<input[^>]*name="csrf_token"[^>]*value="([^"]+)"')
@@ -95,33 +93,6 @@ def pages(app, ana):
 
 
 # ---- in a browser ------------------------------------------------------------------------
-
-
-@pytest.fixture(autouse=True)
-def portuguese(request):
-    """The browser asks for pt-BR, the shop's language (headless Chromium asks for en-US)."""
-    if "browser" not in request.fixturenames:
-        return
-    browser = request.getfixturevalue("browser")
-    agent = browser.execute_script("return navigator.userAgent")
-    browser.execute_cdp_cmd(
-        "Network.setUserAgentOverride", {"userAgent": agent, "acceptLanguage": "pt-BR,pt"}
-    )
-    browser.set_window_size(1280, 900)
-
-
-def screenshot(browser, name):
-    """Save the page as <GOBARBER_SCREENSHOTS>/<name>.png, when that is set."""
-    folder = os.environ.get("GOBARBER_SCREENSHOTS")
-    if folder:
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        browser.save_screenshot(str(Path(folder) / f"{name}.png"))
-
-
-def failures(browser):
-    """What went wrong on the page, but for the icon the pages do not have: Chromium asks
-    for /favicon.ico on its own."""
-    return [entry for entry in page_failures(browser) if "/favicon.ico" not in entry["message"]]
 
 
 def open_profile(browser, url, person):
@@ -214,9 +185,7 @@ def test_a_password_change_needs_the_old_one_and_keeps_this_session_only(
     assert error.text == "A senha não confere."
     assert browser.find_element(By.ID, "old_password").get_attribute("aria-invalid") == "true"
     # The refusal is a 401, as PUT /users answers it; Chromium logs it as a failed load.
-    assert [entry["message"][-30:] for entry in failures(browser)] == [
-        "a status of 401 (UNAUTHORIZED)"
-    ]
+    assert [message[-30:] for message in failures(browser)] == ["a status of 401 (UNAUTHORIZED)"]
     screenshot(browser, "profile-refused")
 
     change(ana.password, "new-secret-1", "new-secret-1")

@@ -4,43 +4,25 @@ new bookings without a reload, a notification is marked read, and the pages fit 
 `GOBARBER_SCREENSHOTS=<folder>` saves each page shown as <folder>/<page>.png, 1280x900.
 """
 
-import os
-from pathlib import Path
-
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as seen
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.browsers import page_failures
+from tests.browsers import failures
+from tests.browsers import screenshot as save_screenshot
 
 # A poll every 3 s: a new booking shows within one or two.
 LIVE = 15
 PHONE = (375, 800)
 
 
-@pytest.fixture(autouse=True)
-def portuguese(browser):
-    """The browser asks for pt-BR, the shop's language (headless Chromium asks for en-US)."""
-    agent = browser.execute_script("return navigator.userAgent")
-    browser.execute_cdp_cmd(
-        "Network.setUserAgentOverride", {"userAgent": agent, "acceptLanguage": "pt-BR,pt"}
-    )
-
-
 @pytest.fixture
 def screenshot(browser):
-    """Save the page as <GOBARBER_SCREENSHOTS>/<name>.png, when that is set."""
-    folder = os.environ.get("GOBARBER_SCREENSHOTS")
-
-    def save(name):
-        if folder:
-            Path(folder).mkdir(parents=True, exist_ok=True)
-            browser.save_screenshot(str(Path(folder) / f"{name}.png"))
-
+    """`screenshot(name)`: the README's pictures, when GOBARBER_SCREENSHOTS is set."""
     browser.set_window_size(1280, 900)
-    return save
+    return lambda name: save_screenshot(browser, name)
 
 
 def sign_in(browser, url, person):
@@ -48,12 +30,6 @@ def sign_in(browser, url, person):
     browser.find_element(By.ID, "email").send_keys(person.email)
     browser.find_element(By.ID, "password").send_keys(person.password)
     browser.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
-
-
-def failures(browser):
-    """What went wrong on the page, but for the icon the pages do not have: Chromium asks
-    for /favicon.ico on its own."""
-    return [entry for entry in page_failures(browser) if "/favicon.ico" not in entry["message"]]
 
 
 def wait(browser, condition, message, seconds=10):
