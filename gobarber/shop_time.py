@@ -19,6 +19,16 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+def local(moment: datetime) -> datetime:
+    """The moment on the shop's clock."""
+    return moment.astimezone(shop_zone())
+
+
+def today() -> date:
+    """The shop's date now."""
+    return local(now()).date()
+
+
 def iso_utc(moment: datetime | None) -> str | None:
     """Format as the contract's `2019-07-23T11:00:00.000Z`."""
     if moment is None:

@@ -62,17 +62,9 @@ def _signed_in(user):
     return SignedIn(user.id, user.token_version)
 
 
-def _local(moment):
-    return moment.astimezone(shop_time.shop_zone())
-
-
-def _today():
-    return _local(shop_time.now()).date()
-
-
 def _when(moment):
     """Word a moment for people: its shop-local day and hour, in the page's language."""
-    local = _local(moment)
+    local = shop_time.local(moment)
     return _(
         "%(day)s at %(time)s",
         day=format_date(local, "full", rebase=False),
@@ -132,7 +124,7 @@ def _day_page(user, provider_id, day, *, refusal=None, status=200):
     slots = appointments.day_availability(
         signed_in=_signed_in(user), provider_id=provider_id, day=day
     )
-    today = _today()
+    today = shop_time.today()
     return render_template(
         "pages/customer/day.html",
         provider=appointments.bookable_provider(provider_id=provider_id),
@@ -178,7 +170,7 @@ def providers(user):
 )
 @person_required("customer")
 def month(user, provider_id):
-    today = _today()
+    today = shop_time.today()
     try:
         shown = MonthQuery.model_validate(
             {
@@ -243,7 +235,7 @@ def book(user, provider_id):
     try:
         booked = appointments.book(customer=user, provider_id=provider_id, start=form.date.data)
     except GobarberError as error:
-        day = _local(form.date.data).date()
+        day = shop_time.local(form.date.data).date()
         return _day_page(user, provider_id, day, refusal=_(error.message), status=error.status)
     flash(
         _("Booked: %(provider)s, %(when)s.", provider=booked.provider.name, when=_when(booked.date))

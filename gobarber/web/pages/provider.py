@@ -73,16 +73,8 @@ def _takes_a_day(view):
 # ---- what the pages show --------------------------------------------------------------
 
 
-def _local(moment):
-    return moment.astimezone(shop_time.shop_zone())
-
-
-def _today():
-    return _local(shop_time.now()).date()
-
-
 def _shown_appointment(row):
-    start = _local(row.date)
+    start = shop_time.local(row.date)
     return {
         "key": str(row.id),
         "id": row.id,
@@ -97,7 +89,7 @@ def _shown_notification(row):
         "key": f"{row.id}:{'read' if row.read else 'unread'}",
         "id": row.id,
         "content": row.content,
-        "time": format_datetime(_local(row.created_at), "short", rebase=False),
+        "time": format_datetime(shop_time.local(row.created_at), "short", rebase=False),
         "created_at": shop_time.iso_utc(row.created_at),
         "read": row.read,
         "mark_url": url_for("pages.mark_read", notification_id=row.id),
@@ -112,10 +104,10 @@ def _unread(user):
 def _chosen_day():
     """The day form of this request's query (today without a date), and the shop-local
     day it names, or None when it names none."""
-    form = DayForm(request.args or None, date=_today().isoformat())
+    form = DayForm(request.args or None, date=shop_time.today().isoformat())
     if not form.validate():
         return form, None
-    day = _local(form.date.data).date()
+    day = shop_time.local(form.date.data).date()
     form.date.data = day.isoformat()  # the field shows the day, not the moment it read
     return form, day
 
@@ -165,7 +157,7 @@ def day(user):
         form=form,
         day=shown,
         day_label=format_date(shown, "full"),
-        today=_today(),
+        today=shop_time.today(),
         previous=_beside(shown, -1),
         following=_beside(shown, 1),
         appointments=_day_appointments(user, shown),
