@@ -37,8 +37,8 @@ from gobarber.testing import (
     free_port,
     wait_until,
 )
-from tests.admin_forms import admin_sign_in
 from tests.apps import make_config, running_app, shop_slot
+from tests.forms import admin_sign_in
 from tests.people import Api
 from tests.pipeline import Shop
 from tests.topologies import require

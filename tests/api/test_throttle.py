@@ -13,8 +13,8 @@ from PIL import Image
 
 from gobarber.extensions import redis_store
 from gobarber.testing import free_port
-from tests.admin_forms import admin_sign_in
 from tests.apps import running_app
+from tests.forms import admin_sign_in
 from tests.people import Api
 
 TOO_MANY = {"error": "Too many attempts, try again later"}

@@ -8,7 +8,7 @@ import redis
 from gobarber.extensions import db, mail_queue
 from gobarber.mail import operations
 from gobarber.models import User
-from tests.admin_forms import admin_sign_in
+from tests.forms import admin_sign_in
 from tests.streams import abandon, pending, run_until_settled
 
 pytestmark = pytest.mark.sends_mail

@@ -16,7 +16,7 @@ from gobarber.extensions import db
 from gobarber.mail import outbox
 from gobarber.models import MailDelivery, User
 from gobarber.shop_time import now
-from tests.admin_forms import TOKEN, admin_sign_in
+from tests.forms import TOKEN, admin_sign_in
 from tests.scrape import metric_values
 from tests.streams import run_until_settled
 

@@ -21,8 +21,8 @@ from gobarber.extensions import db
 from gobarber.models import Appointment, MailDelivery, User
 from gobarber.models.mail_delivery import DeliveryStatus, MailKind
 from gobarber.shop_time import now
-from tests.admin_forms import admin_sign_in
 from tests.apps import clean_redis, make_config
+from tests.forms import admin_sign_in
 from tests.scrape import metric_values
 
 STATUSES = ("scheduled", "queued", "sent", "failed", "held", "canceled")

@@ -20,16 +20,12 @@ from sqlalchemy import select
 from gobarber.extensions import db
 from gobarber.models import PasswordReset
 from tests.browsers import failures, screenshot
+from tests.forms import form_token
 
-TOKEN = re.compile(r'<input[^>]*name="csrf_token"[^>]*value="([^"]+)"')
 ERROR = re.compile(r'<p class="error" id="([^"]+)-error">(.*?)</p>')
 HEADING = re.compile(r"<h1>(.*?)</h1>")
 PT, EN = {"Accept-Language": "pt-BR"}, {"Accept-Language": "en"}
 NEW_PASSWORD = "brand-new-9"
-
-
-def form_token(client, path="/app/sign-in"):
-    return TOKEN.search(client.get(path).text).group(1)
 
 
 def post_form(client, path, fields, headers=PT, token_from=None):

@@ -7,7 +7,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from gobarber.extensions import db
 from gobarber.models import User
-from tests.admin_forms import form_token
+from tests.forms import form_token
 
 pytestmark = pytest.mark.sends_mail
 

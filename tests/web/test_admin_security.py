@@ -8,8 +8,8 @@ import pytest
 from gobarber.extensions import db, session_redis
 from gobarber.mail import operations
 from gobarber.models import User
-from tests.admin_forms import form_token
 from tests.apps import private_app, running_app
+from tests.forms import form_token
 from tests.people import Api
 
 pytestmark = pytest.mark.sends_mail

@@ -18,8 +18,8 @@ from gobarber.extensions import db
 from gobarber.models import Appointment, MailDelivery
 from gobarber.web.pages.customer import TOO_LATE_TO_CANCEL
 from tests.apps import shop_slot
+from tests.forms import form_token, pages_client
 
-TOKEN = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 ENGLISH = {"Accept-Language": "en"}
 # Every hour a slot: an appointment can then always be booked within the next two hours.
 EVERY_HOUR = [(hour, 0) for hour in range(24)]
@@ -29,19 +29,6 @@ PAGE_BUDGET = 50 * 1024
 @pytest.fixture
 def config_overrides():
     return {"SHOP_SLOTS": EVERY_HOUR}
-
-
-def form_token(client, path):
-    return TOKEN.search(client.get(path).text).group(1)
-
-
-def pages_client(app, person):
-    """A test client of its own, signed in on the pages as `person`."""
-    client = app.test_client()
-    fields = {"email": person.email, "password": person.password}
-    fields["csrf_token"] = form_token(client, "/app/sign-in")
-    assert client.post("/app/sign-in", data=fields).status_code == 302
-    return client
 
 
 @pytest.fixture

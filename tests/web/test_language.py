@@ -14,6 +14,7 @@ from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 
 from gobarber.web.language import DOMAINS, TRANSLATIONS
+from tests.forms import TOKEN
 
 ROOT = Path(__file__).resolve().parents[2]
 CATALOGUES = TRANSLATIONS / "pt_BR" / "LC_MESSAGES"
@@ -95,7 +96,7 @@ def test_the_browsers_language_picks_english_else_pt_br(client, accept, lang, he
 
 def test_a_refused_field_is_told_in_the_pages_language(client):
     form = client.get("/app/sign-up").text
-    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', form).group(1)
+    token = TOKEN.search(form).group(1)
     body = {"csrf_token": token, "name": "", "email": "ana@", "password": "123"}
 
     pt = client.post("/app/sign-up", data=body)

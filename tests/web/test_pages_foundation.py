@@ -4,6 +4,8 @@ import re
 
 import pytest
 
+from tests.forms import TOKEN
+
 
 def test_an_unknown_page_is_a_page_not_json(client):
     missing = client.get("/app/no-such-page", headers={"Accept-Language": "en"})
@@ -79,7 +81,7 @@ def test_the_session_cookie_is_the_admin_pages_one(client):
 def test_signing_in_goes_on_only_to_a_page_of_the_shop(client, api, wanted, lands):
     customer = api.person("Cliente")
     form = client.get("/app/sign-in").text
-    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', form).group(1)
+    token = TOKEN.search(form).group(1)
 
     signed_in = client.post(
         "/app/sign-in",

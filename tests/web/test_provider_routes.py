@@ -5,12 +5,13 @@ import re
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-import jsonschema_rs
 import pytest
 from babel.dates import format_date
 from flask import render_template_string
 
-TOKEN = re.compile(r'<input[^>]*name="csrf_token"[^>]*value="([^"]+)"')
+from tests.documents import Contract
+from tests.forms import form_token, pages_sign_in
+
 PT, EN = {"Accept-Language": "pt-BR"}, {"Accept-Language": "en"}
 PAGE_ROUTES = ["/app/day", "/app/day/appointments", "/app/notifications"]
 JSON_ROUTES = ["/app/notifications/feed", "/app/notifications/unread"]
@@ -19,44 +20,9 @@ ADDRESS = re.compile(r"https?://([^/\"'\s>]+)")
 BUDGET = 50 * 1024
 
 
-def form_token(client, path="/app/sign-in"):
-    return TOKEN.search(client.get(path).text).group(1)
-
-
-def sign_in(client, person):
-    """Sign `person` in to the pages, as the sign-in form does."""
-    fields = {"email": person.email, "password": person.password, "csrf_token": form_token(client)}
-    answer = client.post("/app/sign-in", data=fields)
-    assert answer.status_code == 302, answer.text
-    return answer
-
-
-class Documented:
-    """Check answers against the operations `/openapi.json` declares for them."""
-
-    def __init__(self, document):
-        self.document = document
-
-    def __call__(self, method, path, response):
-        operation = self.document["paths"][path][method]
-        answers = operation["responses"]
-        status = str(response.status_code)
-        assert status in answers, (method, path, status, list(answers))
-        content = answers[status].get("content")
-        if content is None:
-            assert response.headers.get("Location"), (method, path, status)
-            return response
-        assert response.mimetype in content, (method, path, status, response.mimetype)
-        if response.mimetype == "application/json":
-            validator = jsonschema_rs.validator_for(content["application/json"]["schema"])
-            errors = [error.message for error in validator.iter_errors(response.json)]
-            assert errors == [], (method, path, errors)
-        return response
-
-
 @pytest.fixture
 def documented(client):
-    return Documented(client.get("/openapi.json").json)
+    return Contract(client.get("/openapi.json").json).answered
 
 
 @pytest.fixture
@@ -92,7 +58,7 @@ def test_a_stranger_is_sent_to_sign_in_and_back(client, documented, path):
 
 
 def test_a_stranger_marks_nothing_read(client, documented):
-    token = form_token(client)
+    token = form_token(client, "/app/sign-in")
 
     answer = client.post("/app/notifications/1/read", data={"csrf_token": token})
 
@@ -102,7 +68,7 @@ def test_a_stranger_marks_nothing_read(client, documented):
 
 @pytest.mark.parametrize("path", PAGE_ROUTES + JSON_ROUTES)
 def test_a_customer_is_sent_to_their_own_pages(client, documented, customer, path):
-    sign_in(client, customer)
+    pages_sign_in(client, customer)
 
     answer = documented("get", path, client.get(path))
 
@@ -112,10 +78,11 @@ def test_a_customer_is_sent_to_their_own_pages(client, documented, customer, pat
 def test_a_customer_marks_nothing_read(client, documented, api, provider, customer, slot):
     api.book(customer, provider, slot(days=1, hour=9))
     notification = client.get("/notifications", headers=provider.headers).json[0]
-    sign_in(client, customer)
+    pages_sign_in(client, customer)
 
     answer = client.post(
-        f"/app/notifications/{notification['_id']}/read", data={"csrf_token": form_token(client)}
+        f"/app/notifications/{notification['_id']}/read",
+        data={"csrf_token": form_token(client, "/app/sign-in")},
     )
 
     documented("post", "/app/notifications/{notification_id}/read", answer)
@@ -136,7 +103,7 @@ def test_the_day_lists_its_bookings_in_shop_time_with_the_days_around(
     api.book(customer, other, slot(days=1, hour=10))
     api.book(customer, provider, slot(days=2, hour=9))
     day = tomorrow(app)
-    sign_in(client, provider)
+    pages_sign_in(client, provider)
 
     page = documented("get", "/app/day", client.get(f"/app/day?date={day}", headers=PT))
 
@@ -155,7 +122,7 @@ def test_the_days_heading_and_hours_follow_the_browsers_language(
 ):
     api.book(customer, provider, slot(days=1, hour=14))
     day = tomorrow(app)
-    sign_in(client, provider)
+    pages_sign_in(client, provider)
 
     english = client.get(f"/app/day?date={day}", headers=EN)
     portuguese = client.get(f"/app/day?date={day}", headers=PT)
@@ -168,7 +135,7 @@ def test_the_days_heading_and_hours_follow_the_browsers_language(
 
 
 def test_the_day_is_today_in_shop_time_unless_asked(app, client, documented, provider):
-    sign_in(client, provider)
+    pages_sign_in(client, provider)
     today = datetime.now(ZoneInfo(app.config["SHOP_TIMEZONE"])).date()
 
     page = documented("get", "/app/day", client.get("/app/day", headers=EN))
@@ -185,7 +152,7 @@ def test_the_days_list_as_json_is_what_the_page_shows(
 ):
     booked = api.book(customer, provider, slot(days=1, hour=9)).json
     day = tomorrow(app)
-    sign_in(client, provider)
+    pages_sign_in(client, provider)
 
     feed = documented(
         "get", "/app/day/appointments", client.get(f"/app/day/appointments?date={day}")
@@ -208,7 +175,7 @@ def test_the_days_list_as_json_is_what_the_page_shows(
 
 def test_a_canceled_booking_leaves_the_day(app, client, api, provider, customer, slot):
     booked = api.book(customer, provider, slot(days=1, hour=9)).json
-    sign_in(client, provider)
+    pages_sign_in(client, provider)
     client.delete(f"/appointments/{booked['id']}", headers=customer.headers)
 
     feed = client.get(f"/app/day/appointments?date={tomorrow(app)}")
@@ -227,7 +194,7 @@ def test_a_canceled_booking_leaves_the_day(app, client, api, provider, customer,
 def test_a_date_that_is_none_gets_the_form_back_with_its_message(
     client, documented, provider, date, message
 ):
-    sign_in(client, provider)
+    pages_sign_in(client, provider)
 
     page = documented("get", "/app/day", client.get(f"/app/day?date={date}", headers=PT))
     feed = documented(
@@ -242,7 +209,7 @@ def test_a_date_that_is_none_gets_the_form_back_with_its_message(
 
 
 def test_the_calendars_last_days_are_pages_not_crashes(client, provider):
-    sign_in(client, provider)
+    pages_sign_in(client, provider)
 
     last = client.get("/app/day?date=9999-12-30", headers=EN)
     past_it = client.get("/app/day?date=9999-12-31", headers=EN)
@@ -256,7 +223,7 @@ def test_the_calendars_last_days_are_pages_not_crashes(client, provider):
 @pytest.mark.parametrize("config_overrides", [{"SHOP_TIMEZONE": "Asia/Tokyo"}], ids=["Tokyo"])
 def test_a_day_past_the_calendar_in_shop_time_is_a_page_not_a_crash(client, provider):
     # 30 December 9999 in UTC is already 31 December in Tokyo: the last day there is.
-    sign_in(client, provider)
+    pages_sign_in(client, provider)
 
     page = client.get("/app/day?date=9999-12-30T20:00:00Z", headers=EN)
 
@@ -274,7 +241,7 @@ def test_notifications_show_the_unread_marked_and_the_count(
     api.book(customer, provider, slot(days=1, hour=10))
     first = client.get("/notifications", headers=provider.headers).json[-1]
     client.put(f"/notifications/{first['_id']}", headers=provider.headers)
-    sign_in(client, provider)
+    pages_sign_in(client, provider)
 
     page = documented("get", "/app/notifications", client.get("/app/notifications", headers=PT))
     count = documented("get", "/app/notifications/unread", client.get("/app/notifications/unread"))
@@ -294,7 +261,7 @@ def test_the_notifications_as_json_are_what_the_page_shows(
 ):
     api.book(customer, provider, slot(days=1, hour=9))
     shown = client.get("/notifications", headers=provider.headers).json[0]
-    sign_in(client, provider)
+    pages_sign_in(client, provider)
 
     feed = documented("get", "/app/notifications/feed", client.get("/app/notifications/feed"))
 
@@ -310,7 +277,7 @@ def test_the_notifications_as_json_are_what_the_page_shows(
 def test_marking_one_read_is_the_apis_mark_read(client, documented, api, provider, customer, slot):
     api.book(customer, provider, slot(days=1, hour=9))
     shown = client.get("/notifications", headers=provider.headers).json[0]
-    sign_in(client, provider)
+    pages_sign_in(client, provider)
 
     marked = client.post(
         f"/app/notifications/{shown['_id']}/read",
@@ -332,10 +299,11 @@ def test_another_providers_notification_is_not_found(
     other = api.provider("Outro Barbeiro")
     api.book(customer, other, slot(days=1, hour=9))
     theirs = client.get("/notifications", headers=other.headers).json[0]
-    sign_in(client, provider)
+    pages_sign_in(client, provider)
 
     refused = client.post(
-        f"/app/notifications/{theirs['_id']}/read", data={"csrf_token": form_token(client)}
+        f"/app/notifications/{theirs['_id']}/read",
+        data={"csrf_token": form_token(client, "/app/sign-in")},
     )
 
     documented("post", "/app/notifications/{notification_id}/read", refused)
@@ -349,7 +317,7 @@ def test_marking_read_without_the_forms_token_is_refused(
 ):
     api.book(customer, provider, slot(days=1, hour=9))
     shown = client.get("/notifications", headers=provider.headers).json[0]
-    sign_in(client, provider)
+    pages_sign_in(client, provider)
 
     refused = client.post(f"/app/notifications/{shown['_id']}/read", headers=PT)
 
@@ -364,7 +332,7 @@ def test_the_header_count_is_on_every_provider_page_and_no_one_elses(
 ):
     api.book(customer, provider, slot(days=1, hour=9))
     badge = re.compile(r'id="unread-count"[^>]*>(.*?)</span>')
-    sign_in(client, provider)
+    pages_sign_in(client, provider)
 
     for path in ("/app/day", "/app/notifications", "/app/profile"):
         assert badge.search(client.get(path).text).group(1) == "1", path
@@ -382,7 +350,7 @@ def test_each_page_is_small_and_needs_no_other_host(app, client, api, provider, 
         assert api.book(person, provider, slot(days=1, hour=hour)).status_code == 200
     for person in customers[:8]:
         api.book(person, provider, slot(days=2, hour=9 + customers.index(person)))
-    sign_in(client, provider)
+    pages_sign_in(client, provider)
 
     for path in (f"/app/day?date={tomorrow(app)}", "/app/notifications", "/app/profile"):
         page = client.get(path)
